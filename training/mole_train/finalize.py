@@ -1,0 +1,268 @@
+"""Freeze a trained run into the shipped model: calibrate, pick the danger threshold, export, measure on test.
+
+    python -m mole_train.finalize --data ../../shared/data/ham10000 --run final
+
+Order matters and is enforced here: temperature and threshold are fitted on the validation split with the
+PyTorch weights; the ONNX file is exported and checked against PyTorch; only then are the test images
+scored, through onnxruntime on the exported file, and the figures written into the card. The test split
+plays no part in any choice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import CLASSES, MALIGNANT
+from .card import build_card, validate_card, write_card
+from .data import load_records
+from .export import OPSET, export_onnx, onnx_logits, synthetic_tensor, torch_logits
+from .images import contract_tensor, load_rgb, centre_square, normalise
+from .metrics import (
+    choose_threshold,
+    expected_calibration_error,
+    fit_temperature,
+    malignant_probability,
+    report,
+    sensitivity_specificity,
+    softmax,
+)
+from .model import build_model
+from .split import read_split
+from .train import RUNS, load_contract
+
+HERE = Path(__file__).resolve().parent.parent
+REPO = HERE.parent
+DATA_CITATION = (
+    "HAM10000: Tschandl P., Rosendahl C., Kittler H. The HAM10000 dataset, a large collection of multi-source "
+    "dermatoscopic images of common pigmented skin lesions. Sci. Data 5, 180161 (2018). doi:10.1038/sdata.2018.161"
+)
+LICENCE = "CC BY-NC-SA 4.0 (https://creativecommons.org/licenses/by-nc-sa/4.0/)"
+
+
+def normalised(u8_nchw: np.ndarray, mean, std) -> np.ndarray:
+    x = u8_nchw.astype(np.float32) / 255.0
+    return ((x - np.asarray(mean, np.float32)[None, :, None, None]) / np.asarray(std, np.float32)[None, :, None, None])
+
+
+def zoomed_contract(path: Path, size: int, zoom: float, mean, std) -> np.ndarray:
+    """A centred square crop covering `zoom` of the short side, then the contract (a tighter photo)."""
+    from PIL import Image
+
+    im = centre_square(load_rgb(path))
+    side = im.width
+    keep = int(round(side * zoom))
+    o = (side - keep) // 2
+    im = im.crop((o, o, o + keep, o + keep)).resize((size, size), Image.Resampling.BILINEAR)
+    return normalise(np.asarray(im, dtype=np.uint8), mean, std)
+
+
+def plot_curves(history: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ep = [h["epoch"] for h in history]
+    fig, ax = plt.subplots(1, 2, figsize=(11, 4.2))
+    ax[0].plot(ep, [h["train_loss"] for h in history], label="train (class-weighted, augmented)")
+    ax[0].plot(ep, [h["val_weighted_loss"] for h in history], label="validation (class-weighted)")
+    ax[0].plot(ep, [h["val_loss"] for h in history], label="validation (unweighted)", linestyle="--")
+    ax[0].set_xlabel("epoch")
+    ax[0].set_ylabel("cross-entropy loss")
+    ax[0].set_title("Loss per epoch")
+    ax[0].legend()
+    ax[1].plot(ep, [h["train_balanced_accuracy"] for h in history], label="train (augmented batches)")
+    ax[1].plot(ep, [h["val_balanced_accuracy"] for h in history], label="validation (EMA weights)")
+    ax[1].set_xlabel("epoch")
+    ax[1].set_ylabel("balanced accuracy (mean per-class recall)")
+    ax[1].set_ylim(0, 1)
+    ax[1].set_title("Balanced accuracy per epoch")
+    ax[1].legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def pick_fixtures(test_records, per_class: dict[str, int], seed: int = 7):
+    rng = np.random.default_rng(seed)
+    out = []
+    for c in CLASSES:
+        pool = sorted((r for r in test_records if r.dx == c), key=lambda r: r.image_id)
+        idx = rng.choice(len(pool), size=min(per_class[c], len(pool)), replace=False)
+        out += [pool[i] for i in sorted(idx)]
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--run", required=True, help="name of the run under training/runs/")
+    ap.add_argument("--split", type=Path, default=HERE / "split.csv")
+    ap.add_argument("--name", default="mole-v1")
+    ap.add_argument("--version", default="1.0.0")
+    ap.add_argument("--models", type=Path, default=REPO / "models")
+    ap.add_argument("--fixtures", type=Path, default=REPO / "tests" / "fixtures")
+    ap.add_argument("--min-sensitivity", type=float, default=0.90)
+    a = ap.parse_args(argv)
+    torch.set_num_threads(2)
+
+    run = RUNS / a.run
+    summary = json.loads((run / "summary.json").read_text())
+    history = json.loads((run / "history.json").read_text())
+    cfg = summary["config"]
+    size, mean, std = cfg["size"], summary["mean"], summary["std"]
+    model = build_model(cfg["arch"], len(CLASSES), cfg["width"], cfg["dropout"])
+    model.load_state_dict(torch.load(run / "model.pt"))
+    model.eval()
+
+    records = load_records(a.data)
+    split = read_split(a.split)
+    val = [r for r in records if split.get(r.image_id) == "val"]
+    test = [r for r in records if split.get(r.image_id) == "test"]
+    y_val = np.array([r.label for r in val])
+    y_test = np.array([r.label for r in test])
+    mal_idx = [CLASSES.index(c) for c in MALIGNANT]
+
+    # 1. Calibration and threshold, on validation only.
+    x_val = normalised(load_contract(val, size, "val-full"), mean, std)
+    val_logits = torch_logits(model, x_val)
+    temperature = fit_temperature(y_val, val_logits)
+    p_val_raw, p_val = softmax(val_logits), softmax(val_logits, temperature)
+    threshold = choose_threshold(np.isin(y_val, mal_idx), malignant_probability(p_val, mal_idx), a.min_sensitivity)
+    val_report = report(y_val, p_val, CLASSES, MALIGNANT, threshold)
+    val_report["ece_15_before_temperature"] = expected_calibration_error(y_val, p_val_raw)
+    print(f"T={temperature:.4f} threshold={threshold:.4f} val ECE {val_report['ece_15_before_temperature']:.4f}"
+          f" -> {val_report['ece_15']:.4f}; val bal acc {val_report['balanced_accuracy']:.4f}", flush=True)
+
+    # 2. Export and check the exported file against PyTorch.
+    a.models.mkdir(parents=True, exist_ok=True)
+    onnx_path = a.models / f"{a.name}.onnx"
+    export_onnx(model, size, onnx_path)
+    check = x_val[:128]
+    pt = softmax(torch_logits(model, check), temperature)
+    ox = softmax(onnx_logits(onnx_path, check), temperature)
+    parity_ort = float(np.abs(pt - ox).max())
+    print(f"max |p_torch - p_onnxruntime| on 128 validation images: {parity_ort:.2e}", flush=True)
+    if parity_ort > 1e-4:
+        raise SystemExit("onnxruntime disagrees with PyTorch by more than 1e-4")
+
+    # 3. Frozen: score the test split through the exported file.
+    t0 = time.time()
+    x_test = np.stack([contract_tensor(r.path, size, mean, std) for r in test])
+    test_logits = onnx_logits(onnx_path, x_test)
+    p_test_raw, p_test = softmax(test_logits), softmax(test_logits, temperature)
+    test_report = report(y_test, p_test, CLASSES, MALIGNANT, threshold)
+    test_report["ece_15_before_temperature"] = expected_calibration_error(y_test, p_test_raw)
+    # The same test photos given as a tighter centred square (80% of the short side): a phone photo framed
+    # closer than the dermatoscope's field of view.
+    x_zoom = np.stack([zoomed_contract(r.path, size, 0.8, mean, std) for r in test])
+    p_zoom = softmax(onnx_logits(onnx_path, x_zoom), temperature)
+    zoom_report = report(y_test, p_zoom, CLASSES, MALIGNANT, threshold)
+    print(f"test scored in {time.time() - t0:.0f}s: bal acc {test_report['balanced_accuracy']:.4f} "
+          f"acc {test_report['accuracy']:.4f} macro AUC {test_report['macro_auc']:.4f} ECE {test_report['ece_15']:.4f} "
+          f"sens {test_report['malignant']['sensitivity']:.4f} spec {test_report['malignant']['specificity']:.4f}; "
+          f"80% zoom bal acc {zoom_report['balanced_accuracy']:.4f}", flush=True)
+
+    # 4. Card, curves, fixtures.
+    shutil.copy(run / "history.json", a.models / f"{a.name}.history.json")
+    plot_curves(history, a.models / f"{a.name}.training-curves.png",
+                f"{a.name}: {cfg['arch']} x{cfg['width']} @ {size}px, from scratch on HAM10000 (train split)")
+    tuning_rows = []
+    tuning_csv = HERE / "tuning.csv"
+    if tuning_csv.exists():
+        with open(tuning_csv, newline="") as f:
+            tuning_rows = list(csv.DictReader(f))
+    card = build_card(
+        name=a.name,
+        version=a.version,
+        onnx_path=onnx_path,
+        size=size,
+        mean=mean,
+        std=std,
+        temperature=round(temperature, 6),
+        threshold=round(threshold, 6),
+        architecture={
+            "name": {"mnv3s": "MobileNetV3-small (torchvision), from scratch"}.get(cfg["arch"], cfg["arch"]),
+            "width_multiplier": cfg["width"],
+            "parameters": summary["parameters"],
+            "flops_per_image": summary["flops_per_image"],
+            "onnx_opset": OPSET,
+            "exporter": "torch.onnx.export(dynamo=False) (TorchScript exporter), dynamic batch axis",
+        },
+        training={
+            "data": "HAM10000 (10015 dermatoscopic images, 7 classes), 200x150 JPEG copies",
+            "citation": DATA_CITATION,
+            "licence": LICENCE,
+            "split": "training/split.csv: lesion-grouped (and duplicate-grouped) stratified 70/15/15, seed 20261127",
+            "images": {"train": summary["train_images"], "val": summary["val_images"], "test": len(test)},
+            "command": f"python -m mole_train.train --data <HAM10000> --name {a.run} " + " ".join(
+                f"--{k.replace('_', '-')} {cfg[k]}" for k in ("arch", "width", "size", "lr", "aug", "epochs", "balance", "seed")),
+            "finalize_command": f"python -m mole_train.finalize --data <HAM10000> --run {a.run}",
+            "hyper_parameters": {k: cfg[k] for k in ("arch", "width", "size", "lr", "weight_decay", "dropout", "aug",
+                                                     "epochs", "batch", "balance", "ema", "seed")},
+            "train_seconds": summary["train_seconds"],
+            "hardware": "2 CPU cores (shared), PyTorch " + torch.__version__.split("+")[0],
+            "tuning_runs": tuning_rows,
+        },
+        metrics={
+            "selection": "temperature (NLL) and threshold (highest with sensitivity >= %.2f) fitted on validation; "
+                         "test scored once through onnxruntime after export" % a.min_sensitivity,
+            "validation": val_report,
+            "test": test_report,
+            "test_centre_zoom_80pct": {k: zoom_report[k] for k in ("balanced_accuracy", "accuracy", "macro_auc", "ece_15", "malignant")},
+            "parity_torch_vs_onnxruntime_max_abs_prob_diff": parity_ort,
+        },
+    )
+    problems = validate_card(card, a.models)
+    if problems:
+        raise SystemExit(f"card problems: {problems}")
+    card_path = a.models / f"{a.name}.card.json"
+    write_card(card, card_path)
+
+    # Test fixtures: a few test-split images with the Python path's probabilities, for the Rust parity test.
+    fx = a.fixtures / "ham10000"
+    fx.mkdir(parents=True, exist_ok=True)
+    chosen = pick_fixtures(test, {"akiec": 3, "bcc": 3, "bkl": 3, "df": 3, "mel": 4, "nv": 6, "vasc": 3})
+    with open(fx / "labels.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["image_id", "dx"])
+        for r in chosen:
+            shutil.copy(r.path, fx / f"{r.image_id}.jpg")
+            w.writerow([r.image_id, r.dx])
+    x_fx = np.stack([contract_tensor(r.path, size, mean, std) for r in chosen])
+    p_fx = softmax(torch_logits(model, x_fx), temperature)
+    parity = {
+        "card": f"models/{card_path.name}",
+        "produced_by": "python -m mole_train.finalize (PIL decode + contract, PyTorch forward, softmax(logits / T))",
+        "images": [
+            {"file": f"tests/fixtures/ham10000/{r.image_id}.jpg", "dx": r.dx, "probabilities": [round(float(v), 7) for v in p]}
+            for r, p in zip(chosen, p_fx)
+        ],
+    }
+    (a.fixtures / "parity.json").write_text(json.dumps(parity, indent=1) + "\n")
+    x_syn = np.stack([synthetic_tensor(i, size) for i in range(4)])
+    syn_logits = torch_logits(model, x_syn)
+    (a.fixtures / "tensor_parity.json").write_text(json.dumps({
+        "card": f"models/{card_path.name}",
+        "formula": "x[c,y,x] = f32(sin(0.37 * (i + 1) * n * 0.001) * 2.0) with n = c*S*S + y*S + x, computed in f64",
+        "tolerance": 1e-4,
+        "tensors": [
+            {"index": i, "logits": [round(float(v), 7) for v in lg],
+             "probabilities": [round(float(v), 8) for v in softmax(lg[None], temperature)[0]]}
+            for i, lg in enumerate(syn_logits)
+        ],
+    }, indent=1) + "\n")
+    print(f"wrote {card_path}, {onnx_path}, {len(chosen)} fixtures", flush=True)
+
+
+if __name__ == "__main__":
+    main()
