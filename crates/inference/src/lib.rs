@@ -1,1 +1,34 @@
-//! mole-inference
+//! mole-inference: image bytes → tensor → calibrated HAM10000 probabilities.
+//!
+//! A pure library (no async runtime, no HTTP, no database) shared by the worker, the web
+//! service (decode / EXIF handling) and the evaluator:
+//!
+//! ```no_run
+//! use mole_inference::{Classifier, ClassifierConfig};
+//! # fn main() -> Result<(), mole_inference::InferenceError> {
+//! let classifier = Classifier::load("models/mole-v1.card.json".as_ref(), ClassifierConfig::default())?;
+//! let image = classifier.preprocess(&std::fs::read("lesion.jpg").unwrap())?;
+//! let prediction = &classifier.predict(&[image])?[0];
+//! println!("{:?} (P(malignant) = {:.2})", prediction.verdict, prediction.p_malignant);
+//! # Ok(()) }
+//! ```
+//!
+//! Backends: tract-onnx (default) and onnxruntime behind the crate feature `ort`
+//! (set `ORT_DYLIB_PATH` to `libonnxruntime.so`, or pass `ClassifierConfig::ort_library`).
+
+pub mod backend;
+pub mod bench;
+pub mod card;
+pub mod classifier;
+pub mod decode;
+pub mod error;
+pub mod preprocess;
+
+pub use backend::tract::{TractOptions, TractParallelism, TractPlans};
+pub use backend::{Backend, BackendKind};
+pub use card::ModelCard;
+pub use classifier::{
+    Classifier, ClassifierConfig, Prediction, Preprocessed, Verdict, calibrated_softmax,
+};
+pub use decode::{DecodeLimits, decode_image, sniff_format};
+pub use error::InferenceError;

@@ -1,0 +1,383 @@
+//! The classifier: a model card plus a backend, from image bytes to calibrated predictions.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::backend::tract::{TractBackend, TractOptions};
+use crate::backend::{Backend, BackendKind, Expected};
+use crate::card::ModelCard;
+use crate::decode::{DecodeLimits, decode_image};
+use crate::error::InferenceError;
+use crate::preprocess::{Normalization, View, image_to_tensor};
+
+/// How a [`Classifier`] runs.
+#[derive(Debug, Clone)]
+pub struct ClassifierConfig {
+    /// Which backend runs the model.
+    pub backend: BackendKind,
+    /// CPU threads one `predict` call may use.
+    pub threads: usize,
+    /// Test-time augmentation: average the probabilities of 6 flips/rotations of each image.
+    pub tta: bool,
+    /// Most images per forward pass; `predict` splits larger batches.
+    pub max_batch: usize,
+    /// Path of libonnxruntime for the `ort` backend; `None` reads `ORT_DYLIB_PATH`.
+    pub ort_library: Option<PathBuf>,
+    /// Decoding limits against decompression bombs.
+    pub limits: DecodeLimits,
+    /// tract tuning (plan per batch size, multi-thread strategy).
+    pub tract: TractOptions,
+}
+
+impl Default for ClassifierConfig {
+    fn default() -> Self {
+        Self {
+            backend: BackendKind::Tract,
+            threads: 1,
+            tta: false,
+            max_batch: 32,
+            ort_library: None,
+            limits: DecodeLimits::default(),
+            tract: TractOptions::default(),
+        }
+    }
+}
+
+/// One image after decoding and the card's preprocessing, ready for [`Classifier::predict`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Preprocessed {
+    /// Normalised CHW tensor, `3 × S × S`.
+    pub tensor: Vec<f32>,
+    /// Width of the decoded, upright original.
+    pub width: u32,
+    /// Height of the decoded, upright original.
+    pub height: u32,
+}
+
+/// The triage answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// P(malignant) is at or above the card's threshold.
+    SeeADoctor,
+    /// P(malignant) is below the card's threshold.
+    LooksBenign,
+}
+
+impl Verdict {
+    /// The verdict in words for the person who sent the photo.
+    pub fn plain_words(&self) -> &'static str {
+        match self {
+            Verdict::SeeADoctor => "Please show this mole to a doctor.",
+            Verdict::LooksBenign => "This mole looks benign, but check it again if it changes.",
+        }
+    }
+
+    /// The serde name (`see_a_doctor` / `looks_benign`), for storage.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Verdict::SeeADoctor => "see_a_doctor",
+            Verdict::LooksBenign => "looks_benign",
+        }
+    }
+}
+
+impl std::str::FromStr for Verdict {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "see_a_doctor" => Ok(Verdict::SeeADoctor),
+            "looks_benign" => Ok(Verdict::LooksBenign),
+            other => Err(format!("unknown verdict {other:?}")),
+        }
+    }
+}
+
+/// The model's answer for one image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prediction {
+    /// Calibrated probabilities in the card's class order (they sum to 1).
+    pub probabilities: Vec<f32>,
+    /// Sum of the probabilities of the card's malignant classes.
+    pub p_malignant: f32,
+    /// `SeeADoctor` when `p_malignant >= threshold`.
+    pub verdict: Verdict,
+    /// Index of the most probable class.
+    pub top_class: usize,
+    /// `name@version` of the model card.
+    pub model_version: String,
+}
+
+/// A loaded model, ready to classify. Cheap to share: wrap it in an `Arc`; `predict` may be called
+/// from several threads at once.
+pub struct Classifier {
+    card: ModelCard,
+    backend: Box<dyn Backend>,
+    config: ClassifierConfig,
+    norm: Normalization,
+    malignant: Vec<bool>,
+    version: String,
+}
+
+impl std::fmt::Debug for Classifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Classifier")
+            .field("model", &self.version)
+            .field("backend", &self.backend.name())
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+/// `softmax(logits / temperature)`, computed stably in f64.
+pub fn calibrated_softmax(logits: &[f32], temperature: f32) -> Vec<f32> {
+    let scaled: Vec<f64> = logits
+        .iter()
+        .map(|&l| f64::from(l) / f64::from(temperature))
+        .collect();
+    let max = scaled.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let exps: Vec<f64> = scaled.iter().map(|s| (s - max).exp()).collect();
+    let sum: f64 = exps.iter().sum();
+    exps.iter().map(|e| (e / sum) as f32).collect()
+}
+
+impl Classifier {
+    /// Loads the card, verifies the ONNX file's sha256 and shape against it, and prepares the backend.
+    pub fn load(card_path: &Path, config: ClassifierConfig) -> Result<Self, InferenceError> {
+        let card = ModelCard::load(card_path)?;
+        Self::from_card(card, config)
+    }
+
+    /// Like [`Classifier::load`] for a card already in memory.
+    pub fn from_card(card: ModelCard, config: ClassifierConfig) -> Result<Self, InferenceError> {
+        if config.max_batch == 0 || config.threads == 0 {
+            return Err(InferenceError::Config {
+                reason: "max_batch and threads must be at least 1".into(),
+            });
+        }
+        let onnx = card.read_verified_onnx()?;
+        let expected = Expected {
+            onnx_path: card.onnx_path(),
+            input_name: card.input.name.clone(),
+            output_name: card.output.name.clone(),
+            size: card.input_size() as usize,
+            classes: card.num_classes(),
+        };
+        let backend: Box<dyn Backend> = match config.backend {
+            BackendKind::Tract => Box::new(TractBackend::load(
+                &onnx,
+                expected,
+                config.threads,
+                config.tract,
+            )?),
+            #[cfg(feature = "ort")]
+            BackendKind::Ort => Box::new(crate::backend::ort::OrtBackend::load(
+                onnx,
+                expected,
+                config.threads,
+                config.ort_library.as_deref(),
+            )?),
+            #[cfg(not(feature = "ort"))]
+            BackendKind::Ort => {
+                return Err(InferenceError::Config {
+                    reason: "this build has no onnxruntime backend (rebuild with --features ort)"
+                        .into(),
+                });
+            }
+        };
+        Ok(Self {
+            norm: Normalization::from_card(&card),
+            malignant: card.malignant_mask(),
+            version: card.model_version(),
+            card,
+            backend,
+            config,
+        })
+    }
+
+    /// The model card.
+    pub fn card(&self) -> &ModelCard {
+        &self.card
+    }
+
+    /// The configuration the classifier was loaded with.
+    pub fn config(&self) -> &ClassifierConfig {
+        &self.config
+    }
+
+    /// Name of the backend running the model (`tract` / `onnxruntime`).
+    pub fn backend_name(&self) -> &'static str {
+        self.backend.name()
+    }
+
+    /// `name@version` of the model, as reported in every prediction.
+    pub fn model_version(&self) -> String {
+        self.version.clone()
+    }
+
+    /// Decodes image bytes (within the configured limits) and applies the card's preprocessing.
+    pub fn preprocess(&self, bytes: &[u8]) -> Result<Preprocessed, InferenceError> {
+        let image = decode_image(bytes, &self.config.limits)?;
+        Ok(self.preprocess_image(image))
+    }
+
+    /// Applies the card's preprocessing to an already decoded upright RGB image.
+    pub fn preprocess_image(&self, image: image::RgbImage) -> Preprocessed {
+        let (width, height) = image.dimensions();
+        let tensor = image_to_tensor(image, self.card.input_size(), &self.norm);
+        Preprocessed {
+            tensor,
+            width,
+            height,
+        }
+    }
+
+    /// Classifies a batch: one forward pass per `max_batch` images (with TTA, each image brings
+    /// its 6 views into the same pass). Returns one prediction per image, in order.
+    pub fn predict(&self, batch: &[Preprocessed]) -> Result<Vec<Prediction>, InferenceError> {
+        let size = self.card.input_size() as usize;
+        let per_image = 3 * size * size;
+        if let Some((i, bad)) = batch
+            .iter()
+            .enumerate()
+            .find(|(_, p)| p.tensor.len() != per_image)
+        {
+            return Err(InferenceError::InvalidBatch {
+                reason: format!(
+                    "image {i} has {} values, this model takes 3×{size}×{size} = {per_image}",
+                    bad.tensor.len()
+                ),
+            });
+        }
+        let views: &[View] = if self.config.tta {
+            &View::TTA
+        } else {
+            &[View::Identity]
+        };
+        let classes = self.card.num_classes();
+        let mut predictions = Vec::with_capacity(batch.len());
+        for chunk in batch.chunks(self.config.max_batch) {
+            let rows = chunk.len() * views.len();
+            let mut input = Vec::with_capacity(rows * per_image);
+            for image in chunk {
+                for view in views {
+                    view.extend_into(&image.tensor, size, &mut input);
+                }
+            }
+            let logits = self.backend.run(&input, rows)?;
+            if logits.len() != rows * classes {
+                return Err(InferenceError::Backend {
+                    backend: self.backend.name(),
+                    reason: format!("{} logits for {rows} rows of {classes}", logits.len()),
+                });
+            }
+            if logits.iter().any(|l| !l.is_finite()) {
+                return Err(InferenceError::Backend {
+                    backend: self.backend.name(),
+                    reason: "the model produced non-finite logits".into(),
+                });
+            }
+            for image_logits in logits.chunks(views.len() * classes) {
+                let mut probabilities = vec![0.0f32; classes];
+                for view_logits in image_logits.chunks(classes) {
+                    let p = calibrated_softmax(view_logits, self.card.temperature);
+                    for (acc, v) in probabilities.iter_mut().zip(p) {
+                        *acc += v / views.len() as f32;
+                    }
+                }
+                predictions.push(self.prediction(probabilities));
+            }
+        }
+        Ok(predictions)
+    }
+
+    /// Builds the prediction for calibrated probabilities in card order.
+    fn prediction(&self, probabilities: Vec<f32>) -> Prediction {
+        let p_malignant: f32 = probabilities
+            .iter()
+            .zip(&self.malignant)
+            .filter(|(_, m)| **m)
+            .map(|(p, _)| *p)
+            .sum();
+        let top_class = probabilities
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map(|(i, _)| i)
+            .unwrap_or(0);
+        let verdict = if p_malignant >= self.card.threshold {
+            Verdict::SeeADoctor
+        } else {
+            Verdict::LooksBenign
+        };
+        Prediction {
+            probabilities,
+            p_malignant,
+            verdict,
+            top_class,
+            model_version: self.version.clone(),
+        }
+    }
+
+    /// Runs a real forward pass on a mid-grey image (and builds the plans for the batch sizes the
+    /// worker will use). Use it at start-up and as a health check.
+    pub fn warm_up(&self) -> Result<(), InferenceError> {
+        let size = self.card.input_size();
+        let grey = image::RgbImage::from_pixel(size, size, image::Rgb([128, 128, 128]));
+        let image = self.preprocess_image(grey);
+        let out = self.predict(std::slice::from_ref(&image))?;
+        let sum: f32 = out[0].probabilities.iter().sum();
+        if (sum - 1.0).abs() > 1e-3 {
+            return Err(InferenceError::Backend {
+                backend: self.backend.name(),
+                reason: format!("probabilities sum to {sum}"),
+            });
+        }
+        Ok(())
+    }
+
+    /// One raw forward pass over `batch` preprocessed images laid out NCHW; returns the logits
+    /// `[batch, classes]` (no TTA, no calibration). For benchmarks and diagnostics.
+    pub fn forward(&self, input: &[f32], batch: usize) -> Result<Vec<f32>, InferenceError> {
+        self.backend.run(input, batch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calibrated_softmax_sums_to_one_and_flattens_with_temperature() {
+        let logits = [2.0, 1.0, 0.0];
+        let p1 = calibrated_softmax(&logits, 1.0);
+        let p2 = calibrated_softmax(&logits, 2.0);
+        assert!((p1.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert!((p2.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert!((p1[0] - 0.665_240_9).abs() < 1e-6);
+        assert!(p2[0] < p1[0] && p2[2] > p1[2]);
+    }
+
+    #[test]
+    fn calibrated_softmax_survives_huge_logits() {
+        let p = calibrated_softmax(&[1000.0, 0.0, -1000.0], 1.0);
+        assert!(p.iter().all(|v| v.is_finite()));
+        assert!((p[0] - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn verdict_serialises_in_snake_case_and_parses_back() {
+        assert_eq!(
+            serde_json::to_string(&Verdict::SeeADoctor).unwrap(),
+            "\"see_a_doctor\""
+        );
+        assert_eq!(
+            serde_json::to_string(&Verdict::LooksBenign).unwrap(),
+            "\"looks_benign\""
+        );
+        assert_eq!("see_a_doctor".parse::<Verdict>(), Ok(Verdict::SeeADoctor));
+        assert!(Verdict::SeeADoctor.plain_words().contains("doctor"));
+    }
+}

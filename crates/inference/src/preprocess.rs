@@ -1,0 +1,279 @@
+//! The card's preprocessing contract, one pub function per step so each can be tested alone:
+//! centre square crop → resize to S×S (triangle filter, u8) → x / scale → (x − mean) / std → CHW f32.
+//!
+//! The training code does the same steps with PIL; `tests/parity.rs` checks the two agree.
+
+use image::{RgbImage, imageops};
+
+use crate::card::ModelCard;
+
+/// The centre square of a `width × height` image as `(left, top, side)`:
+/// side = min(w, h), left = (w − side) / 2, top = (h − side) / 2 (integer division, as in the card).
+pub fn centre_square(width: u32, height: u32) -> (u32, u32, u32) {
+    let side = width.min(height);
+    ((width - side) / 2, (height - side) / 2, side)
+}
+
+/// Crops the centre square out of `image` (a copy; no copy is made when it is already square).
+pub fn centre_crop(image: RgbImage) -> RgbImage {
+    let (left, top, side) = centre_square(image.width(), image.height());
+    if side == image.width() && side == image.height() {
+        return image;
+    }
+    imageops::crop_imm(&image, left, top, side, side).to_image()
+}
+
+/// Resizes to `size × size` with the triangle filter, whose support grows with the downscale
+/// factor (PIL's `Image.BILINEAR`, which antialiases); values are rounded back to u8.
+pub fn resize_square(image: &RgbImage, size: u32) -> RgbImage {
+    if image.width() == size && image.height() == size {
+        return image.clone();
+    }
+    imageops::resize(image, size, size, imageops::FilterType::Triangle)
+}
+
+/// The affine map applied to u8 values: `(x / scale − mean[c]) / std[c]`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Normalization {
+    /// Divisor applied first (255 maps u8 to [0, 1]).
+    pub scale: f32,
+    /// Per-channel mean, RGB order.
+    pub mean: [f32; 3],
+    /// Per-channel standard deviation, RGB order.
+    pub std: [f32; 3],
+}
+
+impl Normalization {
+    /// The normalisation declared by a model card.
+    pub fn from_card(card: &ModelCard) -> Self {
+        let p = &card.preprocessing;
+        Self {
+            scale: p.scale,
+            mean: p.mean,
+            std: p.std,
+        }
+    }
+}
+
+/// Turns an RGB8 image into a normalised CHW f32 tensor (`3 × h × w`, channel-major).
+pub fn normalize_chw(image: &RgbImage, norm: &Normalization) -> Vec<f32> {
+    let plane = image.width() as usize * image.height() as usize;
+    let mut out = vec![0.0f32; 3 * plane];
+    // A 256-entry table per channel makes the per-pixel work a lookup, and computes each value
+    // exactly as `((x / scale) - mean) / std` would, so results match the Python reference bit for bit.
+    let tables: [[f32; 256]; 3] = std::array::from_fn(|c| {
+        std::array::from_fn(|v| (v as f32 / norm.scale - norm.mean[c]) / norm.std[c])
+    });
+    let (r, rest) = out.split_at_mut(plane);
+    let (g, b) = rest.split_at_mut(plane);
+    for (i, px) in image.as_raw().chunks_exact(3).enumerate() {
+        r[i] = tables[0][px[0] as usize];
+        g[i] = tables[1][px[1] as usize];
+        b[i] = tables[2][px[2] as usize];
+    }
+    out
+}
+
+/// The whole contract after decoding: crop, resize to the card's size, normalise.
+pub fn image_to_tensor(image: RgbImage, size: u32, norm: &Normalization) -> Vec<f32> {
+    let square = centre_crop(image);
+    let resized = resize_square(&square, size);
+    normalize_chw(&resized, norm)
+}
+
+/// A test-time-augmentation view of a square CHW tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    /// The image as is.
+    Identity,
+    /// Mirrored left–right.
+    FlipHorizontal,
+    /// Mirrored top–bottom.
+    FlipVertical,
+    /// Rotated 90° clockwise.
+    Rotate90,
+    /// Rotated 180°.
+    Rotate180,
+    /// Rotated 270° clockwise.
+    Rotate270,
+}
+
+impl View {
+    /// The views used for test-time augmentation: a lesion has no preferred orientation.
+    pub const TTA: [View; 6] = [
+        View::Identity,
+        View::FlipHorizontal,
+        View::FlipVertical,
+        View::Rotate90,
+        View::Rotate180,
+        View::Rotate270,
+    ];
+
+    /// Source pixel `(y, x)` that lands at output pixel `(oy, ox)` in a `size × size` image.
+    fn source(self, oy: usize, ox: usize, size: usize) -> (usize, usize) {
+        let last = size - 1;
+        match self {
+            View::Identity => (oy, ox),
+            View::FlipHorizontal => (oy, last - ox),
+            View::FlipVertical => (last - oy, ox),
+            // Clockwise rotation: output (oy, ox) shows input (last - ox, oy).
+            View::Rotate90 => (last - ox, oy),
+            View::Rotate180 => (last - oy, last - ox),
+            View::Rotate270 => (ox, last - oy),
+        }
+    }
+
+    /// Appends this view of the square CHW tensor `chw` (3 × size × size) to `out`.
+    pub fn extend_into(self, chw: &[f32], size: usize, out: &mut Vec<f32>) {
+        if self == View::Identity {
+            out.extend_from_slice(chw);
+            return;
+        }
+        let plane = size * size;
+        out.reserve(chw.len());
+        for c in 0..chw.len() / plane {
+            let src = &chw[c * plane..(c + 1) * plane];
+            for oy in 0..size {
+                for ox in 0..size {
+                    let (y, x) = self.source(oy, ox, size);
+                    out.push(src[y * size + x]);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::Rgb;
+
+    fn gradient(w: u32, h: u32) -> RgbImage {
+        RgbImage::from_fn(w, h, |x, y| Rgb([x as u8, y as u8, (x + y) as u8]))
+    }
+
+    #[test]
+    fn centre_square_uses_integer_division_on_both_axes() {
+        assert_eq!(centre_square(600, 450), (75, 0, 450));
+        assert_eq!(centre_square(450, 601), (0, 75, 450));
+        assert_eq!(centre_square(5, 2), (1, 0, 2));
+        assert_eq!(centre_square(7, 7), (0, 0, 7));
+    }
+
+    #[test]
+    fn centre_crop_keeps_the_middle_pixels_of_a_wide_image() {
+        let cropped = centre_crop(gradient(10, 4));
+        assert_eq!(cropped.dimensions(), (4, 4));
+        assert_eq!(cropped.get_pixel(0, 0), &Rgb([3, 0, 3]));
+        assert_eq!(cropped.get_pixel(3, 3), &Rgb([6, 3, 9]));
+    }
+
+    #[test]
+    fn centre_crop_keeps_the_middle_rows_of_a_tall_image() {
+        let cropped = centre_crop(gradient(3, 8));
+        assert_eq!(cropped.dimensions(), (3, 3));
+        assert_eq!(cropped.get_pixel(0, 0), &Rgb([0, 2, 2]));
+    }
+
+    #[test]
+    fn resize_gives_the_requested_square_and_keeps_a_flat_colour() {
+        let flat = RgbImage::from_pixel(300, 300, Rgb([10, 128, 250]));
+        let out = resize_square(&flat, 64);
+        assert_eq!(out.dimensions(), (64, 64));
+        assert!(out.pixels().all(|p| *p == Rgb([10, 128, 250])));
+    }
+
+    #[test]
+    fn resize_downscale_averages_like_an_antialiasing_filter() {
+        // A 1-pixel checkerboard shrunk 8× must come out as mid-grey everywhere; a filter without
+        // antialiasing (plain bilinear sampling) would keep picking black or white pixels.
+        let board = RgbImage::from_fn(256, 256, |x, y| {
+            if (x + y) % 2 == 0 {
+                Rgb([255, 255, 255])
+            } else {
+                Rgb([0, 0, 0])
+            }
+        });
+        let out = resize_square(&board, 32);
+        for p in out.pixels() {
+            assert!((120..=135).contains(&p[0]), "pixel {p:?} is not mid-grey");
+        }
+    }
+
+    #[test]
+    fn normalisation_divides_subtracts_the_mean_and_divides_by_std_per_channel() {
+        let img = RgbImage::from_pixel(2, 1, Rgb([255, 0, 51]));
+        let norm = Normalization {
+            scale: 255.0,
+            mean: [0.5, 0.25, 0.0],
+            std: [0.5, 0.25, 0.2],
+        };
+        let t = normalize_chw(&img, &norm);
+        assert_eq!(t.len(), 6);
+        let expect = [1.0, 1.0, -1.0, -1.0, 1.0, 1.0];
+        for (got, want) in t.iter().zip(expect) {
+            assert!((got - want).abs() < 1e-6, "{t:?}");
+        }
+    }
+
+    #[test]
+    fn normalised_tensor_is_channel_major() {
+        let img = RgbImage::from_fn(2, 2, |x, y| Rgb([(x + 2 * y) as u8, 100, 200]));
+        let norm = Normalization {
+            scale: 1.0,
+            mean: [0.0; 3],
+            std: [1.0; 3],
+        };
+        let t = normalize_chw(&img, &norm);
+        assert_eq!(
+            t,
+            vec![
+                0.0, 1.0, 2.0, 3.0, 100.0, 100.0, 100.0, 100.0, 200.0, 200.0, 200.0, 200.0
+            ]
+        );
+    }
+
+    #[test]
+    fn image_to_tensor_crops_before_resizing() {
+        // Left third red, middle third green, right third blue: the centre crop sees only green.
+        let img = RgbImage::from_fn(90, 30, |x, _| match x / 30 {
+            0 => Rgb([255, 0, 0]),
+            1 => Rgb([0, 255, 0]),
+            _ => Rgb([0, 0, 255]),
+        });
+        let norm = Normalization {
+            scale: 255.0,
+            mean: [0.0; 3],
+            std: [1.0; 3],
+        };
+        let t = image_to_tensor(img, 8, &norm);
+        assert_eq!(t.len(), 3 * 64);
+        assert!(t[..64].iter().all(|v| *v == 0.0));
+        assert!(t[64..128].iter().all(|v| *v == 1.0));
+        assert!(t[128..].iter().all(|v| *v == 0.0));
+    }
+
+    #[test]
+    fn views_move_pixels_where_the_image_operations_would() {
+        let img = gradient(5, 5);
+        let norm = Normalization {
+            scale: 1.0,
+            mean: [0.0; 3],
+            std: [1.0; 3],
+        };
+        let chw = normalize_chw(&img, &norm);
+        let cases = [
+            (View::Identity, img.clone()),
+            (View::FlipHorizontal, imageops::flip_horizontal(&img)),
+            (View::FlipVertical, imageops::flip_vertical(&img)),
+            (View::Rotate90, imageops::rotate90(&img)),
+            (View::Rotate180, imageops::rotate180(&img)),
+            (View::Rotate270, imageops::rotate270(&img)),
+        ];
+        for (view, expected) in cases {
+            let mut out = Vec::new();
+            view.extend_into(&chw, 5, &mut out);
+            assert_eq!(out, normalize_chw(&expected, &norm), "{view:?}");
+        }
+    }
+}
