@@ -102,3 +102,79 @@ def validate_card(card: dict, card_dir: Path | None = None) -> list[str]:
 
 def write_card(card: dict, path: Path) -> None:
     Path(path).write_text(json.dumps(card, indent=2) + "\n")
+
+
+def _pct(v: float) -> str:
+    return f"{v:.3f}"
+
+
+def render_markdown(card: dict, bars: dict | None = None) -> str:
+    """A human-readable model card (models/<name>.md) from the machine-readable one."""
+    bars = bars or {}
+    m, t = card["metrics"], card["training"]
+    test, val = m["test"], m["validation"]
+    arch = card["architecture"]
+    lines = [
+        f"# Model card: {card['name']} {card['version']}",
+        "",
+        "Tells the seven HAM10000 diagnoses apart in a dermatoscopic photo and flags lesions that look malignant.",
+        "**Not a medical device and not a diagnosis**: a triage aid trained on one public data set of",
+        "dermatoscopic (not phone) images, mostly of fair-skinned European patients.",
+        "",
+        "## Model",
+        f"- Architecture: {arch.get('name')} (width x{arch.get('width_multiplier')}), "
+        f"{arch.get('parameters', 0) / 1e6:.2f} M parameters, {arch.get('flops_per_image', 0) / 1e6:.0f} MFLOPs per image.",
+        f"- File: `{card['onnx_file']}` (sha256 `{card['onnx_sha256']}`), ONNX opset {arch.get('onnx_opset')}, "
+        "input `input` [N,3,S,S] float32, output `logits` [N,7].",
+        f"- Input size S = {card['input']['size']}; preprocessing: {card['preprocessing']['description']}.",
+        f"- mean = {card['preprocessing']['mean']}, std = {card['preprocessing']['std']} (measured on the training split).",
+        f"- Classes (output order): " + ", ".join(f"{c['code']} ({c['name']})" for c in card["classes"]) + ".",
+        f"- Calibration: probabilities = softmax(logits / T), T = {card['temperature']:.4f} (fitted on validation NLL).",
+        f"- Verdict: P(malignant) = P({' + '.join(card['malignant_classes'])}); **see a doctor** when "
+        f"P(malignant) >= {card['threshold']:.4f} (the highest threshold with validation sensitivity >= 0.90).",
+        "",
+        "## Training",
+        f"- Data: {t.get('data')}. Licence: {t.get('licence')}. {t.get('citation')}",
+        f"- Split: {t.get('split')}; images {t.get('images')}.",
+        f"- Command: `{t.get('command')}`, then `{t.get('finalize_command')}` (from `training/`).",
+        f"- Hyper-parameters: {t.get('hyper_parameters')}.",
+        f"- Training time: {t.get('train_seconds', 0) / 60:.1f} min on {t.get('hardware')}.",
+        "",
+        "## Figures on the held-out test split (measured once, after the model was frozen)",
+        "",
+        "| figure | test | validation | bar |",
+        "|---|---|---|---|",
+        f"| balanced accuracy (mean per-class recall) | {_pct(test['balanced_accuracy'])} | {_pct(val['balanced_accuracy'])} | {bars.get('balanced_accuracy', '')} |",
+        f"| accuracy | {_pct(test['accuracy'])} | {_pct(val['accuracy'])} | |",
+        f"| macro AUC (one-vs-rest) | {_pct(test['macro_auc'])} | {_pct(val['macro_auc'])} | |",
+        f"| malignant sensitivity at the threshold | {_pct(test['malignant']['sensitivity'])} | {_pct(val['malignant']['sensitivity'])} | {bars.get('sensitivity', '')} |",
+        f"| malignant specificity at the threshold | {_pct(test['malignant']['specificity'])} | {_pct(val['malignant']['specificity'])} | {bars.get('specificity', '')} |",
+        f"| malignant-vs-benign AUC | {_pct(test['malignant']['auc'])} | {_pct(val['malignant']['auc'])} | |",
+        f"| ECE (15 bins), before temperature | {_pct(test['ece_15_before_temperature'])} | {_pct(val['ece_15_before_temperature'])} | |",
+        f"| ECE (15 bins), after temperature | {_pct(test['ece_15'])} | {_pct(val['ece_15'])} | {bars.get('ece', '')} |",
+        "",
+        "Per class on test:",
+        "",
+        "| class | precision | recall | AUC | support |",
+        "|---|---|---|---|---|",
+    ]
+    for c in card["classes"]:
+        pc = test["per_class"][c["code"]]
+        lines.append(f"| {c['code']} ({c['name']}) | {_pct(pc['precision'])} | {_pct(pc['recall'])} | {_pct(pc['auc'])} | {pc['support']} |")
+    z = m.get("test_centre_zoom_80pct")
+    if z:
+        lines += ["", "The same test photos framed tighter (a centred square of 80% of the short side, then the contract): "
+                  f"balanced accuracy {_pct(z['balanced_accuracy'])}, accuracy {_pct(z['accuracy'])}, "
+                  f"sensitivity {_pct(z['malignant']['sensitivity'])}, specificity {_pct(z['malignant']['specificity'])}."]
+    lines += ["", f"PyTorch vs onnxruntime on 128 validation images: max |Δp| = {m.get('parity_torch_vs_onnxruntime_max_abs_prob_diff', float('nan')):.1e}.",
+              "", "## Hyper-parameter runs (validation balanced accuracy)", "",
+              "| run | arch | width | size | lr | aug | epochs | train min | final val bal acc | mean of last 3 |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in t.get("tuning_runs", []):
+        lines.append(f"| {r['run']} | {r['arch']} | {r['width']} | {r['size']} | {r['lr']} | {r['aug']} | {r['epochs']} | "
+                     f"{r['train_min']} | {r['final_val_bal_acc']} | {r['last3_val_bal_acc']} |")
+    lines += ["", "## Limits", "- Trained and tested on 200x150 dermatoscope images; phone photos are out of distribution.",
+              "- Validation holds ~17 df and ~21 vasc images: per-class figures for those classes move a lot between runs.",
+              f"- The threshold trades specificity for sensitivity: {1 - test['malignant']['specificity']:.0%} of the benign "
+              "test lesions are flagged \"see a doctor\".", ""]
+    return "\n".join(lines)

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from . import CLASSES, MALIGNANT
-from .card import build_card, validate_card, write_card
+from .card import build_card, render_markdown, validate_card, write_card
 from .data import load_records
 from .export import OPSET, export_onnx, onnx_logits, synthetic_tensor, torch_logits
 from .images import contract_tensor, load_rgb, centre_square, normalise
@@ -227,6 +227,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"card problems: {problems}")
     card_path = a.models / f"{a.name}.card.json"
     write_card(card, card_path)
+    bars = {"balanced_accuracy": ">= 0.75", "sensitivity": ">= 0.90", "specificity": ">= 0.70", "ece": "<= 0.05"}
+    (a.models / f"{a.name}.md").write_text(render_markdown(card, bars))
 
     # Test fixtures: a few test-split images with the Python path's probabilities, for the Rust parity test.
     fx = a.fixtures / "ham10000"

@@ -58,9 +58,15 @@ def load_contract(records, size: int, tag: str) -> np.ndarray:
 
 
 def channel_stats(frames: np.ndarray) -> tuple[list[float], list[float]]:
-    x = frames.astype(np.float64) / 255.0
-    mean = x.mean(axis=(0, 2, 3))
-    std = x.std(axis=(0, 2, 3))
+    # Chunked float64 sums: a float64 copy of every frame would need ~5 GB.
+    s1, s2, n = np.zeros(3), np.zeros(3), 0
+    for i in range(0, len(frames), 256):
+        x = frames[i : i + 256].astype(np.float64) / 255.0
+        s1 += x.sum(axis=(0, 2, 3))
+        s2 += (x * x).sum(axis=(0, 2, 3))
+        n += x.shape[0] * x.shape[2] * x.shape[3]
+    mean = s1 / n
+    std = np.sqrt(s2 / n - mean * mean)
     return [round(float(v), 4) for v in mean], [round(float(v), 4) for v in std]
 
 
