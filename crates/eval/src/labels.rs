@@ -53,7 +53,9 @@ pub enum LabelError {
     #[error("no `image_id` or `image` column (columns: {0})")]
     NoIdColumn(String),
     /// Neither a `dx` column nor one-hot class columns.
-    #[error("no `dx` column and no one-hot class columns named after the model's classes ({classes}); columns: {columns}")]
+    #[error(
+        "no `dx` column and no one-hot class columns named after the model's classes ({classes}); columns: {columns}"
+    )]
     NoLabelColumns {
         /// The model's class codes.
         classes: String,
@@ -118,9 +120,11 @@ pub enum LabelError {
 }
 
 fn header_index(headers: &csv::StringRecord, names: &[&str]) -> Option<usize> {
-    names
-        .iter()
-        .find_map(|name| headers.iter().position(|h| h.trim().eq_ignore_ascii_case(name)))
+    names.iter().find_map(|name| {
+        headers
+            .iter()
+            .position(|h| h.trim().eq_ignore_ascii_case(name))
+    })
 }
 
 fn column_list(headers: &csv::StringRecord) -> String {
@@ -144,7 +148,10 @@ fn line_of(record: &csv::StringRecord) -> u64 {
 
 /// Reads a label CSV of either format; `class_codes` are the model's class codes in output order.
 pub fn read_labels<R: Read>(reader: R, class_codes: &[&str]) -> Result<Labels, LabelError> {
-    let mut rdr = csv::ReaderBuilder::new().trim(csv::Trim::All).flexible(false).from_reader(reader);
+    let mut rdr = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .flexible(false)
+        .from_reader(reader);
     let headers = rdr.headers()?.clone();
     let id_col = header_index(&headers, &["image_id", "image"])
         .ok_or_else(|| LabelError::NoIdColumn(column_list(&headers)))?;
@@ -164,7 +171,10 @@ pub fn read_labels<R: Read>(reader: R, class_codes: &[&str]) -> Result<Labels, L
             .collect();
         // One matching column could be a coincidence; a one-hot file names (nearly) every class.
         if cols.len() < 2 {
-            return Err(LabelError::NoLabelColumns { classes: codes, columns: column_list(&headers) });
+            return Err(LabelError::NoLabelColumns {
+                classes: codes,
+                columns: column_list(&headers),
+            });
         }
         Layout::OneHot(cols)
     };
@@ -185,7 +195,11 @@ pub fn read_labels<R: Read>(reader: R, class_codes: &[&str]) -> Result<Labels, L
                 class_codes
                     .iter()
                     .position(|c| c.eq_ignore_ascii_case(label))
-                    .ok_or_else(|| LabelError::UnknownLabel { line, label: label.to_string(), classes: codes.clone() })?
+                    .ok_or_else(|| LabelError::UnknownLabel {
+                        line,
+                        label: label.to_string(),
+                        classes: codes.clone(),
+                    })?
             }
             Layout::OneHot(cols) => {
                 let mut set = Vec::new();
@@ -202,7 +216,12 @@ pub fn read_labels<R: Read>(reader: R, class_codes: &[&str]) -> Result<Labels, L
                 }
                 match set.as_slice() {
                     [one] => *one,
-                    _ => return Err(LabelError::BadOneHot { line, found: set.len() }),
+                    _ => {
+                        return Err(LabelError::BadOneHot {
+                            line,
+                            found: set.len(),
+                        });
+                    }
                 }
             }
         };
@@ -217,7 +236,10 @@ pub fn read_labels<R: Read>(reader: R, class_codes: &[&str]) -> Result<Labels, L
             }
             None => {
                 seen.insert(image_id.clone(), images.len());
-                images.push(LabelledImage { image_id, class_index });
+                images.push(LabelledImage {
+                    image_id,
+                    class_index,
+                });
             }
         }
     }
@@ -225,16 +247,23 @@ pub fn read_labels<R: Read>(reader: R, class_codes: &[&str]) -> Result<Labels, L
         Layout::Dx(_) => LabelFormat::Categorical,
         Layout::OneHot(_) => LabelFormat::OneHot,
     };
-    Ok(Labels { images, format, duplicates })
+    Ok(Labels {
+        images,
+        format,
+        duplicates,
+    })
 }
 
 /// Reads a split CSV (`image_id,split`) and returns the ids of the rows whose split is `name`.
 pub fn read_split<R: Read>(reader: R, name: &str) -> Result<HashSet<String>, LabelError> {
-    let mut rdr = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(reader);
+    let mut rdr = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(reader);
     let headers = rdr.headers()?.clone();
-    let (Some(id_col), Some(split_col)) =
-        (header_index(&headers, &["image_id", "image"]), header_index(&headers, &["split"]))
-    else {
+    let (Some(id_col), Some(split_col)) = (
+        header_index(&headers, &["image_id", "image"]),
+        header_index(&headers, &["split"]),
+    ) else {
         return Err(LabelError::BadSplitHeader(column_list(&headers)));
     };
     let mut ids = HashSet::new();
@@ -245,7 +274,9 @@ pub fn read_split<R: Read>(reader: R, name: &str) -> Result<HashSet<String>, Lab
         if split == name {
             let id = normalise_id(record.get(id_col).unwrap_or(""));
             if id.is_empty() {
-                return Err(LabelError::EmptyId { line: line_of(&record) });
+                return Err(LabelError::EmptyId {
+                    line: line_of(&record),
+                });
             }
             ids.insert(id);
         } else if !present.iter().any(|p| p == split) {
@@ -253,7 +284,10 @@ pub fn read_split<R: Read>(reader: R, name: &str) -> Result<HashSet<String>, Lab
         }
     }
     if ids.is_empty() {
-        return Err(LabelError::NoSuchSplit { wanted: name.to_string(), present: present.join(", ") });
+        return Err(LabelError::NoSuchSplit {
+            wanted: name.to_string(),
+            present: present.join(", "),
+        });
     }
     Ok(ids)
 }
@@ -272,8 +306,19 @@ mod tests {
                    HAM_0001466,ISIC_0031633,vasc,histo,75.0,male,ear\n";
         let labels = read_labels(csv.as_bytes(), &CODES).unwrap();
         assert_eq!(labels.format, LabelFormat::Categorical);
-        let got: Vec<(&str, usize)> = labels.images.iter().map(|l| (l.image_id.as_str(), l.class_index)).collect();
-        assert_eq!(got, vec![("ISIC_0027419", 2), ("ISIC_0026769", 4), ("ISIC_0031633", 6)]);
+        let got: Vec<(&str, usize)> = labels
+            .images
+            .iter()
+            .map(|l| (l.image_id.as_str(), l.class_index))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("ISIC_0027419", 2),
+                ("ISIC_0026769", 4),
+                ("ISIC_0031633", 6)
+            ]
+        );
     }
 
     #[test]
@@ -285,33 +330,57 @@ mod tests {
                    ISIC_0034527,0,0,0,0,0,0,1\n";
         let labels = read_labels(csv.as_bytes(), &CODES).unwrap();
         assert_eq!(labels.format, LabelFormat::OneHot);
-        let got: Vec<(&str, usize)> = labels.images.iter().map(|l| (l.image_id.as_str(), l.class_index)).collect();
-        assert_eq!(got, vec![("ISIC_0034524", 5), ("ISIC_0034525", 0), ("ISIC_0034526", 4), ("ISIC_0034527", 6)]);
+        let got: Vec<(&str, usize)> = labels
+            .images
+            .iter()
+            .map(|l| (l.image_id.as_str(), l.class_index))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("ISIC_0034524", 5),
+                ("ISIC_0034525", 0),
+                ("ISIC_0034526", 4),
+                ("ISIC_0034527", 6)
+            ]
+        );
     }
 
     #[test]
     fn a_one_hot_row_with_two_classes_set_is_rejected_with_its_line() {
         let csv = "image,MEL,NV,BCC,AKIEC,BKL,DF,VASC\nISIC_1,1,1,0,0,0,0,0\n";
         let err = read_labels(csv.as_bytes(), &CODES).unwrap_err();
-        assert!(matches!(err, LabelError::BadOneHot { line: 2, found: 2 }), "{err}");
+        assert!(
+            matches!(err, LabelError::BadOneHot { line: 2, found: 2 }),
+            "{err}"
+        );
     }
 
     #[test]
     fn a_one_hot_cell_that_is_not_a_number_is_rejected() {
         let csv = "image,MEL,NV,BCC,AKIEC,BKL,DF,VASC\nISIC_1,yes,0,0,0,0,0,0\n";
-        assert!(matches!(read_labels(csv.as_bytes(), &CODES), Err(LabelError::BadNumber { .. })));
+        assert!(matches!(
+            read_labels(csv.as_bytes(), &CODES),
+            Err(LabelError::BadNumber { .. })
+        ));
     }
 
     #[test]
     fn an_unknown_dx_is_an_error_naming_the_label() {
         let csv = "image_id,dx\nISIC_1,nv\nISIC_2,scc\n";
         let err = read_labels(csv.as_bytes(), &CODES).unwrap_err();
-        assert!(err.to_string().contains("`scc`") && err.to_string().contains("line 3"), "{err}");
+        assert!(
+            err.to_string().contains("`scc`") && err.to_string().contains("line 3"),
+            "{err}"
+        );
     }
 
     #[test]
     fn a_file_without_id_or_label_columns_is_rejected() {
-        assert!(matches!(read_labels("name,dx\na,nv\n".as_bytes(), &CODES), Err(LabelError::NoIdColumn(_))));
+        assert!(matches!(
+            read_labels("name,dx\na,nv\n".as_bytes(), &CODES),
+            Err(LabelError::NoIdColumn(_))
+        ));
         assert!(matches!(
             read_labels("image_id,diagnosis\na,nv\n".as_bytes(), &CODES),
             Err(LabelError::NoLabelColumns { .. })
@@ -331,7 +400,10 @@ mod tests {
     fn a_split_file_selects_only_the_named_split() {
         let csv = "image_id,split\nISIC_1,train\nISIC_2,test\nISIC_3,val\nISIC_4,test\n";
         let ids = read_split(csv.as_bytes(), "test").unwrap();
-        assert_eq!(ids, HashSet::from(["ISIC_2".to_string(), "ISIC_4".to_string()]));
+        assert_eq!(
+            ids,
+            HashSet::from(["ISIC_2".to_string(), "ISIC_4".to_string()])
+        );
         let err = read_split(csv.as_bytes(), "holdout").unwrap_err();
         assert!(err.to_string().contains("train, test, val"), "{err}");
     }
@@ -340,6 +412,9 @@ mod tests {
     fn a_split_file_with_extra_columns_is_accepted_and_one_without_split_is_not() {
         let csv = "lesion_id,image_id,dx,split\nH1,ISIC_1,nv,test\n";
         assert_eq!(read_split(csv.as_bytes(), "test").unwrap().len(), 1);
-        assert!(matches!(read_split("image_id,fold\na,1\n".as_bytes(), "test"), Err(LabelError::BadSplitHeader(_))));
+        assert!(matches!(
+            read_split("image_id,fold\na,1\n".as_bytes(), "test"),
+            Err(LabelError::BadSplitHeader(_))
+        ));
     }
 }

@@ -107,7 +107,11 @@ pub struct ImagePrediction {
 impl ImagePrediction {
     /// The pure-metrics view of this prediction.
     pub fn sample(&self) -> Sample {
-        Sample { true_class: self.true_class, probabilities: self.probabilities.clone(), p_malignant: self.p_malignant }
+        Sample {
+            true_class: self.true_class,
+            probabilities: self.probabilities.clone(),
+            p_malignant: self.p_malignant,
+        }
     }
 }
 
@@ -160,12 +164,19 @@ pub struct MetricsFile<'a> {
 impl EvalResult {
     /// The `metrics.json` view of this result.
     pub fn metrics_file(&self) -> MetricsFile<'_> {
-        MetricsFile { run: &self.run, inputs: &self.inputs, metrics: &self.metrics }
+        MetricsFile {
+            run: &self.run,
+            inputs: &self.inputs,
+            metrics: &self.metrics,
+        }
     }
 
     /// Per-image samples for the pure metric functions.
     pub fn samples(&self) -> Vec<Sample> {
-        self.predictions.iter().map(ImagePrediction::sample).collect()
+        self.predictions
+            .iter()
+            .map(ImagePrediction::sample)
+            .collect()
     }
 }
 
@@ -180,7 +191,10 @@ pub fn most_confident_mistakes(predictions: &[ImagePrediction], n: usize) -> Vec
             (s.predicted_class() != p.true_class).then(|| (i, s.confidence()))
         })
         .collect();
-    wrong.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| predictions[a.0].image_id.cmp(&predictions[b.0].image_id)));
+    wrong.sort_by(|a, b| {
+        b.1.total_cmp(&a.1)
+            .then_with(|| predictions[a.0].image_id.cmp(&predictions[b.0].image_id))
+    });
     wrong.into_iter().take(n).map(|(i, _)| i).collect()
 }
 
@@ -189,7 +203,12 @@ mod tests {
     use super::*;
 
     fn pred(id: &str, t: usize, p: [f32; 3]) -> ImagePrediction {
-        ImagePrediction { image_id: id.into(), true_class: t, probabilities: p.to_vec(), p_malignant: p[0] }
+        ImagePrediction {
+            image_id: id.into(),
+            true_class: t,
+            probabilities: p.to_vec(),
+            p_malignant: p[0],
+        }
     }
 
     #[test]

@@ -42,14 +42,22 @@ pub struct Sample {
 
 impl Sample {
     /// Builds a sample whose P(malignant) is the sum of the probabilities of the malignant classes.
-    pub fn from_probabilities(true_class: usize, probabilities: Vec<f32>, classes: &[ClassInfo]) -> Self {
+    pub fn from_probabilities(
+        true_class: usize,
+        probabilities: Vec<f32>,
+        classes: &[ClassInfo],
+    ) -> Self {
         let p_malignant = probabilities
             .iter()
             .zip(classes)
             .filter(|(_, c)| c.malignant)
             .map(|(p, _)| *p)
             .sum();
-        Self { true_class, probabilities, p_malignant }
+        Self {
+            true_class,
+            probabilities,
+            p_malignant,
+        }
     }
 
     /// The predicted class: arg-max of the probabilities, the first index on ties.
@@ -59,7 +67,10 @@ impl Sample {
 
     /// The top-label confidence: the largest probability.
     pub fn confidence(&self) -> f32 {
-        self.probabilities.get(self.predicted_class()).copied().unwrap_or(0.0)
+        self.probabilities
+            .get(self.predicted_class())
+            .copied()
+            .unwrap_or(0.0)
     }
 }
 
@@ -288,7 +299,11 @@ pub fn roc_curve(scores: &[f64], positive: &[bool]) -> Option<RocCurve> {
     }
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
-    let mut curve = RocCurve { fpr: vec![0.0], tpr: vec![0.0], thresholds: vec![f64::INFINITY] };
+    let mut curve = RocCurve {
+        fpr: vec![0.0],
+        tpr: vec![0.0],
+        thresholds: vec![f64::INFINITY],
+    };
     let (mut tp, mut fp) = (0usize, 0usize);
     let mut i = 0;
     while i < n {
@@ -301,7 +316,12 @@ pub fn roc_curve(scores: &[f64], positive: &[bool]) -> Option<RocCurve> {
             }
             i += 1;
         }
-        push_point(&mut curve, fp as f64 / n_neg as f64, tp as f64 / n_pos as f64, s);
+        push_point(
+            &mut curve,
+            fp as f64 / n_neg as f64,
+            tp as f64 / n_pos as f64,
+            s,
+        );
     }
     Some(curve)
 }
@@ -395,10 +415,18 @@ fn validate(samples: &[Sample], classes: usize, threshold: f64) -> Result<(), Me
     }
     for (index, s) in samples.iter().enumerate() {
         if s.probabilities.len() != classes {
-            return Err(MetricsError::WrongLength { index, got: s.probabilities.len(), expected: classes });
+            return Err(MetricsError::WrongLength {
+                index,
+                got: s.probabilities.len(),
+                expected: classes,
+            });
         }
         if s.true_class >= classes {
-            return Err(MetricsError::ClassOutOfRange { index, class: s.true_class, classes });
+            return Err(MetricsError::ClassOutOfRange {
+                index,
+                class: s.true_class,
+                classes,
+            });
         }
         if !s.p_malignant.is_finite() || s.probabilities.iter().any(|p| !p.is_finite()) {
             return Err(MetricsError::NonFinite { index });
@@ -435,7 +463,11 @@ pub fn binary_metrics(p_malignant: &[f64], is_malignant: &[bool], threshold: f64
 }
 
 /// Computes every figure for `samples` of a model with `classes`, at the verdict `threshold`.
-pub fn evaluate(samples: &[Sample], classes: &[ClassInfo], threshold: f64) -> Result<Metrics, MetricsError> {
+pub fn evaluate(
+    samples: &[Sample],
+    classes: &[ClassInfo],
+    threshold: f64,
+) -> Result<Metrics, MetricsError> {
     let k = classes.len();
     validate(samples, k, threshold)?;
     let y_true: Vec<usize> = samples.iter().map(|s| s.true_class).collect();
@@ -452,7 +484,10 @@ pub fn evaluate(samples: &[Sample], classes: &[ClassInfo], threshold: f64) -> Re
             let support: u64 = cm[c].iter().sum();
             let predicted: u64 = cm.iter().map(|row| row[c]).sum();
             let (fp, fneg) = (predicted - tp, support - tp);
-            let scores: Vec<f64> = samples.iter().map(|s| f64::from(s.probabilities[c])).collect();
+            let scores: Vec<f64> = samples
+                .iter()
+                .map(|s| f64::from(s.probabilities[c]))
+                .collect();
             let positive: Vec<bool> = y_true.iter().map(|&t| t == c).collect();
             ClassMetrics {
                 code: info.code.clone(),
@@ -470,7 +505,10 @@ pub fn evaluate(samples: &[Sample], classes: &[ClassInfo], threshold: f64) -> Re
 
     let recalls: Vec<f64> = per_class.iter().filter_map(|c| c.recall).collect();
     let f1s: Vec<f64> = per_class.iter().filter_map(|c| c.f1).collect();
-    let aucs: Vec<(String, f64)> = per_class.iter().filter_map(|c| c.auc.map(|a| (c.code.clone(), a))).collect();
+    let aucs: Vec<(String, f64)> = per_class
+        .iter()
+        .filter_map(|c| c.auc.map(|a| (c.code.clone(), a)))
+        .collect();
 
     let p_mal: Vec<f64> = samples.iter().map(|s| f64::from(s.p_malignant)).collect();
     let is_mal: Vec<bool> = y_true.iter().map(|&t| classes[t].malignant).collect();
@@ -495,8 +533,10 @@ pub fn evaluate(samples: &[Sample], classes: &[ClassInfo], threshold: f64) -> Re
 pub fn class_roc_curves(samples: &[Sample], classes: usize) -> Vec<Option<RocCurve>> {
     (0..classes)
         .map(|c| {
-            let scores: Vec<f64> =
-                samples.iter().map(|s| s.probabilities.get(c).copied().map_or(0.0, f64::from)).collect();
+            let scores: Vec<f64> = samples
+                .iter()
+                .map(|s| s.probabilities.get(c).copied().map_or(0.0, f64::from))
+                .collect();
             let positive: Vec<bool> = samples.iter().map(|s| s.true_class == c).collect();
             roc_curve(&scores, &positive)
         })
@@ -506,8 +546,10 @@ pub fn class_roc_curves(samples: &[Sample], classes: usize) -> Vec<Option<RocCur
 /// The malignant-vs-benign ROC curve of P(malignant).
 pub fn malignant_roc_curve(samples: &[Sample], classes: &[ClassInfo]) -> Option<RocCurve> {
     let scores: Vec<f64> = samples.iter().map(|s| f64::from(s.p_malignant)).collect();
-    let positive: Vec<bool> =
-        samples.iter().map(|s| classes.get(s.true_class).is_some_and(|c| c.malignant)).collect();
+    let positive: Vec<bool> = samples
+        .iter()
+        .map(|s| classes.get(s.true_class).is_some_and(|c| c.malignant))
+        .collect();
     roc_curve(&scores, &positive)
 }
 
@@ -525,7 +567,11 @@ mod tests {
 
     fn classes(spec: &[(&str, bool)]) -> Vec<ClassInfo> {
         spec.iter()
-            .map(|(c, m)| ClassInfo { code: c.to_string(), name: format!("Class {c}"), malignant: *m })
+            .map(|(c, m)| ClassInfo {
+                code: c.to_string(),
+                name: format!("Class {c}"),
+                malignant: *m,
+            })
             .collect()
     }
 
@@ -541,7 +587,10 @@ mod tests {
             // A three-way tie: the first maximum (class a) is the prediction.
             (3, [0.3, 0.3, 0.1, 0.3]),
         ];
-        let samples = rows.iter().map(|(t, p)| Sample::from_probabilities(*t, p.to_vec(), &cls)).collect();
+        let samples = rows
+            .iter()
+            .map(|(t, p)| Sample::from_probabilities(*t, p.to_vec(), &cls))
+            .collect();
         (cls, samples)
     }
 
@@ -549,7 +598,15 @@ mod tests {
     fn confusion_matrix_and_per_class_figures_match_a_hand_computed_example() {
         let (cls, samples) = four_class_set();
         let m = evaluate(&samples, &cls, 0.5).unwrap();
-        assert_eq!(m.confusion_matrix, vec![vec![2, 1, 0, 0], vec![1, 1, 0, 0], vec![0, 0, 0, 0], vec![1, 0, 0, 0]]);
+        assert_eq!(
+            m.confusion_matrix,
+            vec![
+                vec![2, 1, 0, 0],
+                vec![1, 1, 0, 0],
+                vec![0, 0, 0, 0],
+                vec![1, 0, 0, 0]
+            ]
+        );
         assert_eq!(m.n_images, 6);
         assert!(close(m.accuracy, 0.5));
 
@@ -560,16 +617,24 @@ mod tests {
         assert!(close(a.f1.unwrap(), 4.0 / 7.0));
 
         let b = &m.per_class[1];
-        assert!(close(b.precision.unwrap(), 0.5) && close(b.recall.unwrap(), 0.5) && close(b.f1.unwrap(), 0.5));
+        assert!(
+            close(b.precision.unwrap(), 0.5)
+                && close(b.recall.unwrap(), 0.5)
+                && close(b.f1.unwrap(), 0.5)
+        );
     }
 
     #[test]
-    fn a_class_absent_from_labels_and_predictions_has_undefined_figures_and_is_left_out_of_averages() {
+    fn a_class_absent_from_labels_and_predictions_has_undefined_figures_and_is_left_out_of_averages()
+     {
         let (cls, samples) = four_class_set();
         let m = evaluate(&samples, &cls, 0.5).unwrap();
         let c = &m.per_class[2];
         assert_eq!((c.support, c.predicted), (0, 0));
-        assert_eq!((c.precision, c.recall, c.f1, c.auc), (None, None, None, None));
+        assert_eq!(
+            (c.precision, c.recall, c.f1, c.auc),
+            (None, None, None, None)
+        );
         // Mean recall over a, b, d only: (2/3 + 1/2 + 0) / 3.
         assert!(close(m.balanced_accuracy, 7.0 / 18.0));
         // Mean F1 over a, b, d only: (4/7 + 1/2 + 0) / 3.
@@ -605,7 +670,15 @@ mod tests {
     fn malignant_figures_use_the_threshold_inclusively_and_match_hand_counts() {
         let (cls, samples) = four_class_set();
         let m = evaluate(&samples, &cls, 0.5).unwrap().malignant_vs_benign;
-        assert_eq!((m.true_positives, m.false_negatives, m.false_positives, m.true_negatives), (2, 1, 1, 2));
+        assert_eq!(
+            (
+                m.true_positives,
+                m.false_negatives,
+                m.false_positives,
+                m.true_negatives
+            ),
+            (2, 1, 1, 2)
+        );
         assert!(close(m.sensitivity.unwrap(), 2.0 / 3.0));
         assert!(close(m.specificity.unwrap(), 2.0 / 3.0));
         assert!(close(m.auc.unwrap(), 2.0 / 3.0));
@@ -616,7 +689,10 @@ mod tests {
         assert_eq!(b.specificity, Some(1.0));
         // Without benign samples specificity and AUC are undefined.
         let only_pos = binary_metrics(&[0.9, 0.1], &[true, true], 0.5);
-        assert_eq!((only_pos.specificity, only_pos.auc, only_pos.npv), (None, None, Some(0.0)));
+        assert_eq!(
+            (only_pos.specificity, only_pos.auc, only_pos.npv),
+            (None, None, Some(0.0))
+        );
     }
 
     #[test]
@@ -626,7 +702,10 @@ mod tests {
         let positive = [true, false, false, true];
         assert!(close(auc(&scores, &positive).unwrap(), 0.75));
         // All scores equal is chance level.
-        assert!(close(auc(&[0.3; 4], &[true, false, true, false]).unwrap(), 0.5));
+        assert!(close(
+            auc(&[0.3; 4], &[true, false, true, false]).unwrap(),
+            0.5
+        ));
         // A perfectly inverted ranking is 0.
         assert!(close(auc(&[0.1, 0.9], &[true, false]).unwrap(), 0.0));
     }
@@ -692,7 +771,11 @@ mod tests {
         // bins (10/15, 11/15]: {0.7, 0.7} acc 1 -> gap 0.3; (7/15, 8/15]: {0.5} acc 0 -> 0.5;
         // (9/15, 10/15]: {0.65} acc 1 -> 0.35; (11/15, 12/15]: {0.75} acc 0 -> 0.75; (4/15, 5/15]: {0.3} -> 0.3.
         let expected = (2.0 * 0.3 + 0.5 + 0.35 + 0.75 + 0.3) / 6.0;
-        assert!((m.calibration.ece - expected).abs() < 1e-6, "{} vs {expected}", m.calibration.ece);
+        assert!(
+            (m.calibration.ece - expected).abs() < 1e-6,
+            "{} vs {expected}",
+            m.calibration.ece
+        );
     }
 
     #[test]
@@ -706,13 +789,37 @@ mod tests {
     fn evaluate_rejects_malformed_input_with_typed_errors() {
         let cls = classes(&[("a", true), ("b", false)]);
         assert_eq!(evaluate(&[], &cls, 0.5), Err(MetricsError::Empty));
-        let short = Sample { true_class: 0, probabilities: vec![1.0], p_malignant: 1.0 };
-        assert!(matches!(evaluate(&[short], &cls, 0.5), Err(MetricsError::WrongLength { got: 1, .. })));
-        let out = Sample { true_class: 5, probabilities: vec![0.5, 0.5], p_malignant: 0.5 };
-        assert!(matches!(evaluate(&[out], &cls, 0.5), Err(MetricsError::ClassOutOfRange { class: 5, .. })));
-        let nan = Sample { true_class: 0, probabilities: vec![f32::NAN, 0.5], p_malignant: 0.5 };
-        assert_eq!(evaluate(&[nan], &cls, 0.5), Err(MetricsError::NonFinite { index: 0 }));
+        let short = Sample {
+            true_class: 0,
+            probabilities: vec![1.0],
+            p_malignant: 1.0,
+        };
+        assert!(matches!(
+            evaluate(&[short], &cls, 0.5),
+            Err(MetricsError::WrongLength { got: 1, .. })
+        ));
+        let out = Sample {
+            true_class: 5,
+            probabilities: vec![0.5, 0.5],
+            p_malignant: 0.5,
+        };
+        assert!(matches!(
+            evaluate(&[out], &cls, 0.5),
+            Err(MetricsError::ClassOutOfRange { class: 5, .. })
+        ));
+        let nan = Sample {
+            true_class: 0,
+            probabilities: vec![f32::NAN, 0.5],
+            p_malignant: 0.5,
+        };
+        assert_eq!(
+            evaluate(&[nan], &cls, 0.5),
+            Err(MetricsError::NonFinite { index: 0 })
+        );
         let ok = Sample::from_probabilities(0, vec![0.6, 0.4], &cls);
-        assert_eq!(evaluate(&[ok], &cls, 1.5), Err(MetricsError::BadThreshold(1.5)));
+        assert_eq!(
+            evaluate(&[ok], &cls, 1.5),
+            Err(MetricsError::BadThreshold(1.5))
+        );
     }
 }

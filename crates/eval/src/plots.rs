@@ -45,7 +45,10 @@ impl<E: std::error::Error + Send + Sync> From<DrawingAreaErrorKind<E>> for PlotE
 type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
 
 /// Draws into a fresh white SVG of `size` and returns its text.
-fn svg(size: (u32, u32), draw: impl FnOnce(&Area<'_>) -> Result<(), PlotError>) -> Result<String, PlotError> {
+fn svg(
+    size: (u32, u32),
+    draw: impl FnOnce(&Area<'_>) -> Result<(), PlotError>,
+) -> Result<String, PlotError> {
     let mut buf = String::new();
     {
         let root = SVGBackend::with_string(&mut buf, size).into_drawing_area();
@@ -127,8 +130,14 @@ pub fn confusion_matrix(
                         (r, format!("{r:.2}"))
                     }
                 };
-                root.draw(&Rectangle::new([(x, y), (x + cell, y + cell)], heat(shade).filled()))?;
-                root.draw(&Rectangle::new([(x, y), (x + cell, y + cell)], WHITE.stroke_width(1)))?;
+                root.draw(&Rectangle::new(
+                    [(x, y), (x + cell, y + cell)],
+                    heat(shade).filled(),
+                ))?;
+                root.draw(&Rectangle::new(
+                    [(x, y), (x + cell, y + cell)],
+                    WHITE.stroke_width(1),
+                ))?;
                 let ink = if shade > 0.5 { WHITE } else { BLACK };
                 root.draw(&Text::new(
                     label,
@@ -140,7 +149,10 @@ pub fn confusion_matrix(
         // Outline the diagonal (the correct predictions).
         for d in 0..k as i32 {
             let (x, y) = (left + cell * d, top + cell * d);
-            root.draw(&Rectangle::new([(x, y), (x + cell, y + cell)], BLACK.stroke_width(2)))?;
+            root.draw(&Rectangle::new(
+                [(x, y), (x + cell, y + cell)],
+                BLACK.stroke_width(2),
+            ))?;
         }
         let below = top + cell * k as i32;
         for (p, class) in classes.iter().enumerate() {
@@ -182,7 +194,11 @@ pub struct OperatingPoint {
 }
 
 /// ROC curves on one chart, with the chance diagonal and an optional operating point.
-pub fn roc_curves(title: &str, series: &[RocSeries<'_>], point: Option<&OperatingPoint>) -> Result<String, PlotError> {
+pub fn roc_curves(
+    title: &str,
+    series: &[RocSeries<'_>],
+    point: Option<&OperatingPoint>,
+) -> Result<String, PlotError> {
     svg((820, 640), |root| {
         let mut chart = ChartBuilder::on(root)
             .caption(title, (FONT, 20))
@@ -202,20 +218,37 @@ pub fn roc_curves(title: &str, series: &[RocSeries<'_>], point: Option<&Operatin
             .light_line_style(WHITE)
             .draw()?;
         chart
-            .draw_series(DashedLineSeries::new(vec![(0.0, 0.0), (1.0, 1.0)], 6, 4, GREY.stroke_width(1)))?
+            .draw_series(DashedLineSeries::new(
+                vec![(0.0, 0.0), (1.0, 1.0)],
+                6,
+                4,
+                GREY.stroke_width(1),
+            ))?
             .label("Chance (AUC 0.5)")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], GREY.stroke_width(1)));
         for s in series {
             let colour = s.colour;
-            let points: Vec<(f64, f64)> = s.curve.fpr.iter().copied().zip(s.curve.tpr.iter().copied()).collect();
+            let points: Vec<(f64, f64)> = s
+                .curve
+                .fpr
+                .iter()
+                .copied()
+                .zip(s.curve.tpr.iter().copied())
+                .collect();
             chart
                 .draw_series(LineSeries::new(points, colour.stroke_width(2)))?
                 .label(s.label.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
+                });
         }
         if let Some(p) = point {
             chart
-                .draw_series(std::iter::once(Circle::new((p.fpr, p.tpr), 7, RED.filled())))?
+                .draw_series(std::iter::once(Circle::new(
+                    (p.fpr, p.tpr),
+                    7,
+                    RED.filled(),
+                )))?
                 .label(p.label.clone())
                 .legend(|(x, y)| Circle::new((x + 10, y), 5, RED.filled()));
         }
@@ -231,24 +264,31 @@ pub fn roc_curves(title: &str, series: &[RocSeries<'_>], point: Option<&Operatin
     })
 }
 
-/// Reliability diagram: accuracy per confidence bin against the diagonal, with the gap shaded
-/// and each bin's count written above it.
+/// Reliability diagram: accuracy per confidence bin against the diagonal, each bin's mean
+/// confidence marked on its bar and its count written above it.
 pub fn reliability_diagram(title: &str, calibration: &Calibration) -> Result<String, PlotError> {
-    svg((760, 600), |root| {
+    svg((760, 640), |root| {
+        // Head-room above 1.0 holds the legend clear of the bars.
         let mut chart = ChartBuilder::on(root)
             .caption(title, (FONT, 20))
             .margin(15)
             .x_label_area_size(50)
             .y_label_area_size(60)
-            .build_cartesian_2d(0f64..1f64, 0f64..1.08f64)?;
+            .build_cartesian_2d(0f64..1f64, 0f64..1.3f64)?;
         chart
             .configure_mesh()
             .x_desc("Top-label confidence (probability of the predicted class)")
             .y_desc("Accuracy (fraction predicted correctly)")
             .x_labels(11)
-            .y_labels(11)
+            .y_labels(14)
             .x_label_formatter(&|v| format!("{v:.1}"))
-            .y_label_formatter(&|v| format!("{v:.1}"))
+            .y_label_formatter(&|v| {
+                if *v <= 1.0001 {
+                    format!("{v:.1}")
+                } else {
+                    String::new()
+                }
+            })
             .axis_desc_style((FONT, 15))
             .light_line_style(WHITE)
             .draw()?;
@@ -259,31 +299,39 @@ pub fn reliability_diagram(title: &str, calibration: &Calibration) -> Result<Str
             .filter_map(|b| b.accuracy.zip(b.mean_confidence).map(|(a, c)| (b, a, c)))
             .collect();
         chart
-            .draw_series(filled.iter().map(|(b, a, _)| Rectangle::new([(b.lower, 0.0), (b.upper, *a)], bar.mix(0.8).filled())))?
-            .label("Accuracy in the bin")
-            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], bar.mix(0.8).filled()));
-        chart
-            .draw_series(filled.iter().map(|(b, a, c)| {
-                let (lo, hi) = if a < c { (*a, *c) } else { (*c, *a) };
-                Rectangle::new([(b.lower, lo), (b.upper, hi)], RED.mix(0.35).filled())
+            .draw_series(filled.iter().map(|(b, a, _)| {
+                Rectangle::new([(b.lower, 0.0), (b.upper, *a)], bar.mix(0.75).filled())
             }))?
-            .label("Gap to the bin's mean confidence")
-            .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], RED.mix(0.35).filled()));
-        chart.draw_series(filled.iter().map(|(b, a, _)| {
+            .label("Accuracy in the bin")
+            .legend(move |(x, y)| {
+                Rectangle::new([(x, y - 5), (x + 20, y + 5)], bar.mix(0.75).filled())
+            });
+        chart
+            .draw_series(filled.iter().map(|(b, _, c)| {
+                PathElement::new(vec![(b.lower, *c), (b.upper, *c)], RED.stroke_width(3))
+            }))?
+            .label("Mean confidence in the bin")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(3)));
+        chart.draw_series(filled.iter().map(|(b, a, c)| {
             Text::new(
                 format!("{}", b.count),
-                ((b.lower + b.upper) / 2.0, a.max(0.0) + 0.035),
-                text_style(10, BLACK, HPos::Center, VPos::Center),
+                ((b.lower + b.upper) / 2.0, a.max(*c) + 0.04),
+                text_style(11, BLACK, HPos::Center, VPos::Center),
             )
         }))?;
         chart
-            .draw_series(DashedLineSeries::new(vec![(0.0, 0.0), (1.0, 1.0)], 6, 4, BLACK.stroke_width(1)))?
+            .draw_series(DashedLineSeries::new(
+                vec![(0.0, 0.0), (1.0, 1.0)],
+                6,
+                4,
+                BLACK.stroke_width(1),
+            ))?
             .label("Perfect calibration")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(1)));
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::UpperLeft)
-            .margin(12)
+            .margin(8)
             .label_font((FONT, 13))
             .background_style(WHITE.mix(0.9))
             .border_style(BLACK)
@@ -293,7 +341,11 @@ pub fn reliability_diagram(title: &str, calibration: &Calibration) -> Result<Str
 }
 
 /// Horizontal bars: images per true class, classes named in full, malignant classes in red.
-pub fn class_distribution(title: &str, classes: &[ClassInfo], counts: &[u64]) -> Result<String, PlotError> {
+pub fn class_distribution(
+    title: &str,
+    classes: &[ClassInfo],
+    counts: &[u64],
+) -> Result<String, PlotError> {
     let k = classes.len().max(1);
     let height = 120 + 46 * k as u32;
     let max = counts.iter().copied().max().unwrap_or(0).max(1) as f64;
@@ -303,10 +355,12 @@ pub fn class_distribution(title: &str, classes: &[ClassInfo], counts: &[u64]) ->
             .margin(15)
             .x_label_area_size(50)
             .y_label_area_size(430)
-            .build_cartesian_2d(0f64..max * 1.15, (0..k).into_segmented())?;
+            .build_cartesian_2d(0f64..max * 1.15, (0..k - 1).into_segmented())?;
         // Class 0 at the top: row r shows class k-1-r.
         let label_of = |v: &SegmentValue<usize>| match v {
-            SegmentValue::CenterOf(r) if *r < k => classes.get(k - 1 - r).map(class_label).unwrap_or_default(),
+            SegmentValue::CenterOf(r) if *r < k => {
+                classes.get(k - 1 - r).map(class_label).unwrap_or_default()
+            }
             _ => String::new(),
         };
         chart
@@ -328,7 +382,10 @@ pub fn class_distribution(title: &str, classes: &[ClassInfo], counts: &[u64]) ->
             let row = k - 1 - i;
             let colour = if class.malignant { malignant } else { benign };
             let mut bar = Rectangle::new(
-                [(0.0, SegmentValue::Exact(row)), (n, SegmentValue::Exact(row + 1))],
+                [
+                    (0.0, SegmentValue::Exact(row)),
+                    (n, SegmentValue::Exact(row + 1)),
+                ],
                 colour.filled(),
             );
             bar.set_margin(8, 8, 0, 0);
@@ -343,14 +400,16 @@ pub fn class_distribution(title: &str, classes: &[ClassInfo], counts: &[u64]) ->
         chart
             .draw_series(std::iter::empty::<Rectangle<(f64, SegmentValue<usize>)>>())?
             .label("Malignant class")
-            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], malignant.filled()));
+            .legend(move |(x, y)| {
+                Rectangle::new([(x, y - 5), (x + 20, y + 5)], malignant.filled())
+            });
         chart
             .draw_series(std::iter::empty::<Rectangle<(f64, SegmentValue<usize>)>>())?
             .label("Benign class")
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], benign.filled()));
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
+            .position(SeriesLabelPosition::UpperRight)
             .label_font((FONT, 13))
             .background_style(WHITE.mix(0.9))
             .border_style(BLACK)

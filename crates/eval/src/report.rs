@@ -11,7 +11,8 @@ use crate::{EvalResult, InputCounts, RunInfo};
 /// Title of the confusion matrix of counts.
 pub const TITLE_CONFUSION_COUNTS: &str = "Confusion matrix (counts)";
 /// Title of the row-normalised confusion matrix.
-pub const TITLE_CONFUSION_NORMALISED: &str = "Confusion matrix (row-normalised: recall on the diagonal)";
+pub const TITLE_CONFUSION_NORMALISED: &str =
+    "Confusion matrix (row-normalised: recall on the diagonal)";
 /// Title of the per-class ROC plot.
 pub const TITLE_ROC_CLASSES: &str = "ROC curves, each class against the rest";
 /// Title of the malignant-vs-benign ROC plot.
@@ -57,7 +58,11 @@ fn figure(out: &mut String, caption: &str, svg: Result<String, plots::PlotError>
             let _ = write!(out, "<p class=\"error\">{}</p>", escape(&e.to_string()));
         }
     }
-    let _ = write!(out, "<figcaption>{}</figcaption></figure>\n", escape(caption));
+    let _ = writeln!(
+        out,
+        "<figcaption>{}</figcaption></figure>",
+        escape(caption)
+    );
 }
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}\
@@ -93,10 +98,16 @@ pub fn render_html(result: &EvalResult) -> String {
             escape(&s.name),
             escape(&s.file)
         )),
-        limit = run.limit.map_or(String::new(), |n| format!(" (limited to the first {n} rows)")),
+        limit = run.limit.map_or(String::new(), |n| format!(
+            " (limited to the first {n} rows)"
+        )),
         date = escape(&run.started_at),
         backend = escape(&run.backend),
-        tta = if run.tta { " and test-time augmentation" } else { "" },
+        tta = if run.tta {
+            " and test-time augmentation"
+        } else {
+            ""
+        },
     );
 
     summary(&mut out, result);
@@ -106,12 +117,22 @@ pub fn render_html(result: &EvalResult) -> String {
     figure(
         &mut out,
         "Rows: true class; columns: predicted class. Shading is relative to the largest cell.",
-        plots::confusion_matrix(TITLE_CONFUSION_COUNTS, &m.confusion_matrix, classes, MatrixValues::Counts),
+        plots::confusion_matrix(
+            TITLE_CONFUSION_COUNTS,
+            &m.confusion_matrix,
+            classes,
+            MatrixValues::Counts,
+        ),
     );
     figure(
         &mut out,
         "Each row divided by the number of images of that true class.",
-        plots::confusion_matrix(TITLE_CONFUSION_NORMALISED, &m.confusion_matrix, classes, MatrixValues::RowNormalised),
+        plots::confusion_matrix(
+            TITLE_CONFUSION_NORMALISED,
+            &m.confusion_matrix,
+            classes,
+            MatrixValues::RowNormalised,
+        ),
     );
 
     per_class_table(&mut out, result);
@@ -119,12 +140,15 @@ pub fn render_html(result: &EvalResult) -> String {
 
     let cal = &m.calibration;
     let _ = writeln!(out, "<h2 id=\"calibration\">Calibration</h2>");
-    let reliability_title =
-        format!("{TITLE_RELIABILITY} (ECE = {:.3}, {} bins)", cal.ece, cal.bins.len());
+    let reliability_title = format!(
+        "{TITLE_RELIABILITY} (ECE = {:.3}, {} bins)",
+        cal.ece,
+        cal.bins.len()
+    );
     figure(
         &mut out,
         &format!(
-            "Top-label confidence in {} equal bins; the number above each bar is the bin's image count. \
+            "Top-label confidence in {} equal bins; the red mark is the mean confidence of the bin, the number above it the bin's image count. \
              ECE = Σ (bin share) · |accuracy − mean confidence| = {:.4}; largest bin gap {:.3}.",
             cal.bins.len(),
             cal.ece,
@@ -138,7 +162,11 @@ pub fn render_html(result: &EvalResult) -> String {
     figure(
         &mut out,
         "Images per true class in the evaluated set.",
-        plots::class_distribution(&format!("{TITLE_DISTRIBUTION} (n = {})", m.n_images), classes, &support),
+        plots::class_distribution(
+            &format!("{TITLE_DISTRIBUTION} (n = {})", m.n_images),
+            classes,
+            &support,
+        ),
     );
 
     gallery(&mut out, result);
@@ -152,32 +180,64 @@ fn summary(out: &mut String, result: &EvalResult) {
     let b = &m.malignant_vs_benign;
     let _ = writeln!(out, "<h2 id=\"summary\">Summary</h2>\n<table>\n<tbody>");
     let rows: [(&str, String); 10] = [
-        ("Balanced accuracy (mean recall over classes)", fmt3(Some(m.balanced_accuracy))),
+        (
+            "Balanced accuracy (mean recall over classes)",
+            fmt3(Some(m.balanced_accuracy)),
+        ),
         ("Accuracy", fmt3(Some(m.accuracy))),
         (
             "Macro AUC (one class vs the rest)",
-            format!("{} over {} classes", fmt3(m.macro_auc), m.macro_auc_classes.len()),
+            format!(
+                "{} over {} classes",
+                fmt3(m.macro_auc),
+                m.macro_auc_classes.len()
+            ),
         ),
         ("Macro F1", fmt3(Some(m.macro_f1))),
         ("Malignant vs benign AUC", fmt3(b.auc)),
         (
             "Sensitivity at the threshold (malignant flagged)",
-            format!("{} ({} of {})", pct(b.sensitivity), b.true_positives, b.positives),
+            format!(
+                "{} ({} of {})",
+                pct(b.sensitivity),
+                b.true_positives,
+                b.positives
+            ),
         ),
         (
             "Specificity at the threshold (benign not flagged)",
-            format!("{} ({} of {})", pct(b.specificity), b.true_negatives, b.negatives),
+            format!(
+                "{} ({} of {})",
+                pct(b.specificity),
+                b.true_negatives,
+                b.negatives
+            ),
         ),
-        ("Verdict threshold on P(malignant)", format!("{:.3}", b.threshold)),
-        ("Expected calibration error (15 bins)", format!("{:.4}", m.calibration.ece)),
+        (
+            "Verdict threshold on P(malignant)",
+            format!("{:.3}", b.threshold),
+        ),
+        (
+            "Expected calibration error (15 bins)",
+            format!("{:.4}", m.calibration.ece),
+        ),
         ("Images evaluated", m.n_images.to_string()),
     ];
     for (name, value) in rows {
-        let _ = writeln!(out, "<tr><th scope=\"row\">{}</th><td>{}</td></tr>", escape(name), escape(&value));
+        let _ = writeln!(
+            out,
+            "<tr><th scope=\"row\">{}</th><td>{}</td></tr>",
+            escape(name),
+            escape(&value)
+        );
     }
     out.push_str("</tbody>\n</table>\n");
-    let malignant: Vec<String> =
-        result.classes.iter().filter(|c| c.malignant).map(|c| escape(&c.name)).collect();
+    let malignant: Vec<String> = result
+        .classes
+        .iter()
+        .filter(|c| c.malignant)
+        .map(|c| escape(&c.name))
+        .collect();
     let _ = writeln!(
         out,
         "<p class=\"note\">Malignant classes: {}. P(malignant) is the sum of their probabilities; \
@@ -197,11 +257,20 @@ fn inputs_section(out: &mut String, inputs: &InputCounts) {
          <tr><th scope=\"row\">Unreadable or undecodable</th><td>{}</td></tr>\n\
          <tr><th scope=\"row\">Split rows without a label</th><td>{}</td></tr>\n\
          </tbody>\n</table>",
-        inputs.labelled, inputs.selected, inputs.evaluated, inputs.missing, inputs.unreadable, inputs.split_without_label
+        inputs.labelled,
+        inputs.selected,
+        inputs.evaluated,
+        inputs.missing,
+        inputs.unreadable,
+        inputs.split_without_label
     );
     if !inputs.missing_examples.is_empty() {
         let ids: Vec<String> = inputs.missing_examples.iter().map(|s| escape(s)).collect();
-        let _ = writeln!(out, "<p class=\"note\">Missing, e.g.: {}</p>", ids.join(", "));
+        let _ = writeln!(
+            out,
+            "<p class=\"note\">Missing, e.g.: {}</p>",
+            ids.join(", ")
+        );
     }
     if !inputs.unreadable_examples.is_empty() {
         out.push_str("<ul class=\"note\">\n");
@@ -259,7 +328,11 @@ fn roc_section(out: &mut String, result: &EvalResult) {
         .filter_map(|(i, c)| {
             let curve = c.as_ref()?;
             Some(RocSeries {
-                label: format!("{} (AUC {:.3})", plots::class_label(&classes[i]), curve.area()),
+                label: format!(
+                    "{} (AUC {:.3})",
+                    plots::class_label(&classes[i]),
+                    curve.area()
+                ),
                 curve,
                 colour: plots::class_colour(i),
             })
@@ -280,19 +353,26 @@ fn roc_section(out: &mut String, result: &EvalResult) {
             skipped.join(", ")
         )
     };
-    figure(out, &caption, plots::roc_curves(TITLE_ROC_CLASSES, &series, None));
+    figure(
+        out,
+        &caption,
+        plots::roc_curves(TITLE_ROC_CLASSES, &series, None),
+    );
 
     let b = &result.metrics.malignant_vs_benign;
     match metrics::malignant_roc_curve(&samples, classes) {
         Some(curve) => {
-            let point = b.sensitivity.zip(b.specificity).map(|(sens, spec)| OperatingPoint {
-                label: format!(
-                    "Threshold {:.2}: sensitivity {:.3}, specificity {:.3}",
-                    b.threshold, sens, spec
-                ),
-                fpr: 1.0 - spec,
-                tpr: sens,
-            });
+            let point = b
+                .sensitivity
+                .zip(b.specificity)
+                .map(|(sens, spec)| OperatingPoint {
+                    label: format!(
+                        "Threshold {:.2}: sensitivity {:.3}, specificity {:.3}",
+                        b.threshold, sens, spec
+                    ),
+                    fpr: 1.0 - spec,
+                    tpr: sens,
+                });
             let series = [RocSeries {
                 label: format!("P(malignant) (AUC {:.3})", curve.area()),
                 curve: &curve,
@@ -325,18 +405,28 @@ fn gallery(out: &mut String, result: &EvalResult) {
         "<p class=\"note\">The {} wrong predictions with the highest probability on the predicted class.</p>\n<div class=\"gallery\">",
         result.gallery.len()
     );
-    let name = |i: usize| result.classes.get(i).map_or("?".to_string(), |c| c.name.clone());
+    let name = |i: usize| {
+        result
+            .classes
+            .get(i)
+            .map_or("?".to_string(), |c| c.name.clone())
+    };
     for g in &result.gallery {
         out.push_str("<figure>");
         match &g.thumbnail {
             Some(uri) if uri.starts_with("data:image/") => {
-                let _ = write!(out, "<img src=\"{}\" alt=\"{}\">", escape(uri), escape(&g.image_id));
+                let _ = write!(
+                    out,
+                    "<img src=\"{}\" alt=\"{}\">",
+                    escape(uri),
+                    escape(&g.image_id)
+                );
             }
             _ => out.push_str("<p class=\"note\">(image unavailable)</p>"),
         }
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "<figcaption><code>{}</code><br>true: {}<br>predicted: {} ({:.1}%)<br>P(malignant) {:.2}</figcaption></figure>\n",
+            "<figcaption><code>{}</code><br>true: {}<br>predicted: {} ({:.1}%)<br>P(malignant) {:.2}</figcaption></figure>",
             escape(&g.image_id),
             escape(&name(g.true_class)),
             escape(&name(g.predicted_class)),
@@ -354,7 +444,10 @@ fn run_section(out: &mut String, run: &RunInfo) {
         ("Card sha256", run.card_sha256.clone()),
         ("ONNX sha256", run.onnx_sha256.clone()),
         ("Backend", run.backend.clone()),
-        ("Test-time augmentation", if run.tta { "yes" } else { "no" }.to_string()),
+        (
+            "Test-time augmentation",
+            if run.tta { "yes" } else { "no" }.to_string(),
+        ),
         ("Batch size", run.batch.to_string()),
         ("Images", run.images_dir.clone()),
         ("Labels", run.labels_csv.clone()),
@@ -364,7 +457,12 @@ fn run_section(out: &mut String, run: &RunInfo) {
     ];
     out.push_str("<h2 id=\"run\">Run</h2>\n<table>\n<tbody>\n");
     for (k, v) in rows {
-        let _ = writeln!(out, "<tr><th scope=\"row\">{}</th><td><code>{}</code></td></tr>", escape(k), escape(&v));
+        let _ = writeln!(
+            out,
+            "<tr><th scope=\"row\">{}</th><td><code>{}</code></td></tr>",
+            escape(k),
+            escape(&v)
+        );
     }
     out.push_str("</tbody>\n</table>\n");
 }
@@ -377,7 +475,11 @@ mod tests {
 
     fn ham_classes() -> Vec<ClassInfo> {
         [
-            ("akiec", "Actinic keratosis / intraepithelial carcinoma (Bowen's disease)", true),
+            (
+                "akiec",
+                "Actinic keratosis / intraepithelial carcinoma (Bowen's disease)",
+                true,
+            ),
             ("bcc", "Basal cell carcinoma", true),
             ("bkl", "Benign keratosis-like lesion", false),
             ("df", "Dermatofibroma", false),
@@ -386,7 +488,11 @@ mod tests {
             ("vasc", "Vascular lesion", false),
         ]
         .iter()
-        .map(|(c, n, m)| ClassInfo { code: c.to_string(), name: n.to_string(), malignant: *m })
+        .map(|(c, n, m)| ClassInfo {
+            code: c.to_string(),
+            name: n.to_string(),
+            malignant: *m,
+        })
         .collect()
     }
 
@@ -395,14 +501,20 @@ mod tests {
         let classes = ham_classes();
         let mut state: u64 = 42;
         let mut next = || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((state >> 33) as f64 / (1u64 << 31) as f64) as f32
         };
         let mut predictions = Vec::new();
         for i in 0..120 {
             let true_class = [5, 5, 5, 4, 2, 1, 0, 3][i % 8];
             let mut logits: Vec<f32> = (0..7).map(|_| next()).collect();
-            let guess = if next() < 0.7 { true_class } else { (true_class + 1 + i % 5) % 7 };
+            let guess = if next() < 0.7 {
+                true_class
+            } else {
+                (true_class + 1 + i % 5) % 7
+            };
             logits[guess] += 2.5 * next() + 0.5;
             let exp: Vec<f32> = logits.iter().map(|l| l.exp()).collect();
             let sum: f32 = exp.iter().sum();
@@ -430,7 +542,10 @@ mod tests {
                     p_malignant: s.p_malignant,
                     // One thumbnail is unavailable, one is not a data URI and must not be linked.
                     thumbnail: match k {
-                        0 => Some(format!("data:image/jpeg;base64,{}", crate::base64::encode(b"\xff\xd8\xff"))),
+                        0 => Some(format!(
+                            "data:image/jpeg;base64,{}",
+                            crate::base64::encode(b"\xff\xd8\xff")
+                        )),
                         1 => Some("https://example.com/x.jpg".into()),
                         _ => None,
                     },
@@ -450,7 +565,10 @@ mod tests {
                 images_dir: "images".into(),
                 labels_csv: "labels.csv".into(),
                 label_format: LabelFormat::Categorical,
-                split: Some(SplitInfo { file: "training/split.csv".into(), name: "test".into() }),
+                split: Some(SplitInfo {
+                    file: "training/split.csv".into(),
+                    name: "test".into(),
+                }),
                 limit: None,
                 started_at: "2026-11-27T12:00:00Z".into(),
                 wall_seconds: 1.5,
@@ -485,7 +603,11 @@ mod tests {
             if tag.starts_with('!') || tag.starts_with('?') || tag.ends_with('/') {
                 continue;
             }
-            let name: String = tag.trim_start_matches('/').chars().take_while(|c| c.is_alphanumeric()).collect();
+            let name: String = tag
+                .trim_start_matches('/')
+                .chars()
+                .take_while(|c| c.is_alphanumeric())
+                .collect();
             if VOID.contains(&name.to_ascii_lowercase().as_str()) {
                 continue;
             }
@@ -498,7 +620,11 @@ mod tests {
                 stack.push(name);
             }
         }
-        if stack.is_empty() { Ok(()) } else { Err(format!("unclosed: {stack:?}")) }
+        if stack.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("unclosed: {stack:?}"))
+        }
     }
 
     #[test]
@@ -517,10 +643,17 @@ mod tests {
         ] {
             assert!(html.contains(&escape(title)), "missing title {title:?}");
         }
-        let ece_title = format!("Reliability diagram (ECE = {:.3}, 15 bins)", result.metrics.calibration.ece);
+        let ece_title = format!(
+            "Reliability diagram (ECE = {:.3}, 15 bins)",
+            result.metrics.calibration.ece
+        );
         assert!(html.contains(&ece_title), "{ece_title}");
         for class in &result.classes {
-            assert!(html.contains(&escape(&class.name)), "class {} not named", class.name);
+            assert!(
+                html.contains(&escape(&class.name)),
+                "class {} not named",
+                class.name
+            );
         }
         assert_eq!(html.matches("<svg").count(), 6, "six inline plots");
     }
@@ -530,7 +663,10 @@ mod tests {
         let html = render_html(&synthetic_result());
         assert!(html.starts_with("<!DOCTYPE html>"));
         tags_balance(&html).unwrap();
-        assert!(!html.contains("<script") && !html.contains("<link"), "no external assets");
+        assert!(
+            !html.contains("<script") && !html.contains("<link"),
+            "no external assets"
+        );
         assert!(!html.contains("src=\"http"), "no remote images");
         assert!(!html.contains("mole-test@1.0.0 <b>"), "text is escaped");
         assert!(html.contains("not an image &lt;garbage&gt;"));
@@ -540,7 +676,10 @@ mod tests {
     #[test]
     fn the_gallery_embeds_data_uri_thumbnails_only() {
         let html = render_html(&synthetic_result());
-        assert_eq!(html.matches("<img src=\"data:image/jpeg;base64,").count(), 1);
+        assert_eq!(
+            html.matches("<img src=\"data:image/jpeg;base64,").count(),
+            1
+        );
         assert_eq!(html.matches("(image unavailable)").count(), 2);
     }
 
@@ -564,6 +703,9 @@ mod tests {
 
     #[test]
     fn escape_covers_markup_and_quotes() {
-        assert_eq!(escape(r#"<a href="x">Bowen's & co</a>"#), "&lt;a href=&quot;x&quot;&gt;Bowen&#39;s &amp; co&lt;/a&gt;");
+        assert_eq!(
+            escape(r#"<a href="x">Bowen's & co</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;Bowen&#39;s &amp; co&lt;/a&gt;"
+        );
     }
 }

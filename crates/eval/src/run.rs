@@ -7,12 +7,16 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use mole_inference::{BackendKind, Classifier, ClassifierConfig, InferenceError, Preprocessed, decode_image};
+use mole_inference::{
+    BackendKind, Classifier, ClassifierConfig, InferenceError, Preprocessed, decode_image,
+};
 use sha2::{Digest, Sha256};
 
 use crate::labels::{self, LabelError, LabelledImage};
 use crate::metrics::{self, ClassInfo, MetricsError};
-use crate::{EvalResult, ImagePrediction, InputCounts, Mistake, RunInfo, SplitInfo, most_confident_mistakes};
+use crate::{
+    EvalResult, ImagePrediction, InputCounts, Mistake, RunInfo, SplitInfo, most_confident_mistakes,
+};
 
 /// Number of ids kept as examples of missing or unreadable images.
 const EXAMPLES: usize = 20;
@@ -48,7 +52,11 @@ pub struct EvalOptions {
 
 impl EvalOptions {
     /// Options with the defaults of `mole eval` for the given card, images and labels.
-    pub fn new(card: impl Into<PathBuf>, images: impl Into<PathBuf>, labels: impl Into<PathBuf>) -> Self {
+    pub fn new(
+        card: impl Into<PathBuf>,
+        images: impl Into<PathBuf>,
+        labels: impl Into<PathBuf>,
+    ) -> Self {
         Self {
             card: card.into(),
             images: images.into(),
@@ -112,7 +120,10 @@ pub enum EvalError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> EvalError + '_ {
-    move |source| EvalError::Io { path: path.to_path_buf(), source }
+    move |source| EvalError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Maps image ids to files in `dir`: `<id>.jpg`, `.jpeg` or `.png` (any case), preferring that order.
@@ -120,7 +131,8 @@ pub fn index_images(dir: &Path) -> Result<HashMap<String, PathBuf>, EvalError> {
     let mut index: HashMap<String, (usize, PathBuf)> = HashMap::new();
     for entry in fs::read_dir(dir).map_err(io_err(dir))? {
         let path = entry.map_err(io_err(dir))?.path();
-        let (Some(stem), Some(ext)) = (path.file_stem().and_then(|s| s.to_str()), path.extension()) else {
+        let (Some(stem), Some(ext)) = (path.file_stem().and_then(|s| s.to_str()), path.extension())
+        else {
             continue;
         };
         let rank = match ext.to_string_lossy().to_ascii_lowercase().as_str() {
@@ -142,15 +154,27 @@ fn sha256_file(path: &Path) -> Result<String, EvalError> {
     Ok(hex::encode(Sha256::digest(&bytes)))
 }
 
-fn read_csv<T>(path: &Path, f: impl FnOnce(fs::File) -> Result<T, LabelError>) -> Result<T, EvalError> {
+fn read_csv<T>(
+    path: &Path,
+    f: impl FnOnce(fs::File) -> Result<T, LabelError>,
+) -> Result<T, EvalError> {
     let file = fs::File::open(path).map_err(io_err(path))?;
-    f(file).map_err(|source| EvalError::Labels { path: path.to_path_buf(), source })
+    f(file).map_err(|source| EvalError::Labels {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 fn progress_bar(len: usize, enabled: bool) -> ProgressBar {
-    let target = if enabled { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
+    let target = if enabled {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    };
     let bar = ProgressBar::with_draw_target(Some(len as u64), target);
-    if let Ok(style) = ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} images ({per_sec}, eta {eta})") {
+    if let Ok(style) = ProgressStyle::with_template(
+        "{elapsed_precise} [{bar:40}] {pos}/{len} images ({per_sec}, eta {eta})",
+    ) {
         bar.set_style(style.progress_chars("=> "));
     }
     bar
@@ -179,7 +203,11 @@ pub fn evaluate_directory(opts: &EvalOptions) -> Result<EvalResult, EvalError> {
     let classes: Vec<ClassInfo> = card
         .classes
         .iter()
-        .map(|c| ClassInfo { code: c.code.clone(), name: c.name.clone(), malignant: c.malignant })
+        .map(|c| ClassInfo {
+            code: c.code.clone(),
+            name: c.name.clone(),
+            malignant: c.malignant,
+        })
         .collect();
     let codes: Vec<&str> = classes.iter().map(|c| c.code.as_str()).collect();
 
@@ -222,7 +250,9 @@ pub fn evaluate_directory(opts: &EvalOptions) -> Result<EvalResult, EvalError> {
                 Err(reason) => {
                     inputs.unreadable += 1;
                     if inputs.unreadable_examples.len() < EXAMPLES {
-                        inputs.unreadable_examples.push((item.image_id.clone(), reason));
+                        inputs
+                            .unreadable_examples
+                            .push((item.image_id.clone(), reason));
                     }
                 }
             }
@@ -265,7 +295,9 @@ pub fn evaluate_directory(opts: &EvalOptions) -> Result<EvalResult, EvalError> {
                 predicted_class: s.predicted_class(),
                 confidence: s.confidence(),
                 p_malignant: p.p_malignant,
-                thumbnail: files.get(&p.image_id).and_then(|path| thumbnail_data_uri(path, opts.thumbnail_px)),
+                thumbnail: files
+                    .get(&p.image_id)
+                    .and_then(|path| thumbnail_data_uri(path, opts.thumbnail_px)),
             }
         })
         .collect();
@@ -282,13 +314,23 @@ pub fn evaluate_directory(opts: &EvalOptions) -> Result<EvalResult, EvalError> {
         images_dir: opts.images.display().to_string(),
         labels_csv: opts.labels.display().to_string(),
         label_format: labels.format,
-        split: opts.split.as_ref().map(|(f, n)| SplitInfo { file: f.display().to_string(), name: n.clone() }),
+        split: opts.split.as_ref().map(|(f, n)| SplitInfo {
+            file: f.display().to_string(),
+            name: n.clone(),
+        }),
         limit: opts.limit,
         started_at,
         wall_seconds,
         evaluator_version: env!("CARGO_PKG_VERSION").to_string(),
     };
-    Ok(EvalResult { run, inputs, classes, metrics, predictions, gallery })
+    Ok(EvalResult {
+        run,
+        inputs,
+        classes,
+        metrics,
+        predictions,
+        gallery,
+    })
 }
 
 /// A small JPEG thumbnail of an image file as a `data:` URI; `None` if it cannot be made.
@@ -305,8 +347,13 @@ pub fn thumbnail_data_uri(path: &Path, max_side: u32) -> Option<String> {
     let th = ((f64::from(h) * scale).round() as u32).max(1);
     let thumb = image::imageops::thumbnail(&image, tw, th);
     let mut jpeg = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 80).encode_image(&thumb).ok()?;
-    Some(format!("data:image/jpeg;base64,{}", crate::base64::encode(&jpeg)))
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 80)
+        .encode_image(&thumb)
+        .ok()?;
+    Some(format!(
+        "data:image/jpeg;base64,{}",
+        crate::base64::encode(&jpeg)
+    ))
 }
 
 /// Writes `metrics.json`, `predictions.csv` and `report.html` into `out` (created if needed).
@@ -327,7 +374,13 @@ pub fn write_outputs(result: &EvalResult, out: &Path) -> Result<(), EvalError> {
     for p in &result.predictions {
         let pred = metrics::argmax(&p.probabilities);
         let code = |i: usize| result.classes.get(i).map_or("?", |c| c.code.as_str());
-        csv.push_str(&format!("{},{},{},{:.6}", p.image_id, code(p.true_class), code(pred), p.p_malignant));
+        csv.push_str(&format!(
+            "{},{},{},{:.6}",
+            p.image_id,
+            code(p.true_class),
+            code(pred),
+            p.p_malignant
+        ));
         for v in &p.probabilities {
             csv.push_str(&format!(",{v:.6}"));
         }
@@ -337,6 +390,7 @@ pub fn write_outputs(result: &EvalResult, out: &Path) -> Result<(), EvalError> {
 
     let html_path = out.join("report.html");
     let mut file = fs::File::create(&html_path).map_err(io_err(&html_path))?;
-    file.write_all(crate::report::render_html(result).as_bytes()).map_err(io_err(&html_path))?;
+    file.write_all(crate::report::render_html(result).as_bytes())
+        .map_err(io_err(&html_path))?;
     Ok(())
 }
