@@ -58,11 +58,7 @@ fn figure(out: &mut String, caption: &str, svg: Result<String, plots::PlotError>
             let _ = write!(out, "<p class=\"error\">{}</p>", escape(&e.to_string()));
         }
     }
-    let _ = writeln!(
-        out,
-        "<figcaption>{}</figcaption></figure>",
-        escape(caption)
-    );
+    let _ = writeln!(out, "<figcaption>{}</figcaption></figure>", escape(caption));
 }
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}\
