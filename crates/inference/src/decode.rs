@@ -206,6 +206,47 @@ pub fn decode_image(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, Inf
     })
 }
 
+/// Whether a JPEG's entropy-coded data reaches its end-of-image marker.
+///
+/// The JPEG decoder fills whatever is missing from a cut-off file with grey and reports success;
+/// the model would then classify half a photo. Walks the marker segments by their lengths (so
+/// an EXIF thumbnail's own end marker is skipped) to the first start-of-scan, then looks for the
+/// end-of-image marker, which cannot occur inside entropy-coded data (0xFF bytes are stuffed).
+/// Structures it does not understand are left for the decoder to judge.
+pub fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let mut i = 2; // after SOI
+    loop {
+        let Some(&byte) = bytes.get(i) else {
+            return false;
+        };
+        if byte != 0xFF {
+            return true; // not a marker where one should be: the decoder will say what is wrong
+        }
+        while bytes.get(i) == Some(&0xFF) {
+            i += 1; // fill bytes
+        }
+        let Some(&marker) = bytes.get(i) else {
+            return false;
+        };
+        match marker {
+            0xD9 => return true,
+            0x01 | 0xD0..=0xD7 => i += 1,
+            _ => {
+                let Some(len) = bytes.get(i + 1..i + 3) else {
+                    return false;
+                };
+                let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
+                let next = i + 1 + len;
+                if marker == 0xDA {
+                    let scan = bytes.get(next..).unwrap_or_default();
+                    return scan.windows(2).any(|w| w == [0xFF, 0xD9]);
+                }
+                i = next;
+            }
+        }
+    }
+}
+
 fn decode_known(
     bytes: &[u8],
     format: ImageFormat,
@@ -227,11 +268,43 @@ fn decode_known(
             ),
         });
     }
+    if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
+        return Err(InferenceError::Truncated {
+            format: format_name(format),
+        });
+    }
     // A malformed EXIF block should not cost the user their analysis: keep the image as stored.
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
-    let mut image = DynamicImage::from_decoder(decoder).map_err(|e| map_image_error(e, format))?;
+    let mut image = match exact_jpeg(bytes, format, limits)? {
+        Some(rgb) => DynamicImage::ImageRgb8(rgb),
+        None => DynamicImage::from_decoder(decoder).map_err(|e| map_image_error(e, format))?,
+    };
     image.apply_orientation(orientation);
     Ok(to_rgb8(image))
+}
+
+/// JPEGs go through [`crate::jpeg`], whose pixels match libjpeg-turbo (the decoder the model
+/// was trained with) exactly. `None` when it does not handle the file (CMYK, 12-bit, arithmetic
+/// coding, or anything it finds malformed): `image`'s more lenient decoder takes over.
+fn exact_jpeg(
+    bytes: &[u8],
+    format: ImageFormat,
+    limits: &DecodeLimits,
+) -> Result<Option<RgbImage>, InferenceError> {
+    if format != ImageFormat::Jpeg {
+        return Ok(None);
+    }
+    match crate::jpeg::decode_rgb(bytes, limits.max_alloc) {
+        Ok(rgb) => Ok(Some(rgb)),
+        Err(crate::jpeg::JpegError::TooLarge(bytes)) => Err(InferenceError::TooLarge {
+            reason: format!(
+                "decoding needs {} MiB, the limit is {} MiB",
+                bytes >> 20,
+                limits.max_alloc >> 20
+            ),
+        }),
+        Err(_) => Ok(None),
+    }
 }
 
 /// Converts any decoded colour model to RGB8 (grey is replicated, alpha dropped, 16-bit and

@@ -22,6 +22,7 @@ pub mod card;
 pub mod classifier;
 pub mod decode;
 pub mod error;
+pub mod jpeg;
 pub mod preprocess;
 
 pub use backend::tract::{TractOptions, TractParallelism, TractPlans};

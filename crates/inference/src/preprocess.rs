@@ -1,7 +1,9 @@
 //! The card's preprocessing contract, one pub function per step so each can be tested alone:
 //! centre square crop → resize to S×S (triangle filter, u8) → x / scale → (x − mean) / std → CHW f32.
 //!
-//! The training code does the same steps with PIL; `tests/parity.rs` checks the two agree.
+//! The training code does the same steps with Pillow (training/mole_train/images.py); the resize
+//! here is a port of Pillow's, so the u8 images agree exactly, and `tests/parity.rs` checks the
+//! probabilities end to end.
 
 use image::{RgbImage, imageops};
 
@@ -23,13 +25,113 @@ pub fn centre_crop(image: RgbImage) -> RgbImage {
     imageops::crop_imm(&image, left, top, side, side).to_image()
 }
 
-/// Resizes to `size × size` with the triangle filter, whose support grows with the downscale
-/// factor (PIL's `Image.BILINEAR`, which antialiases); values are rounded back to u8.
+/// Resizes to `size × size` with the triangle (bilinear) filter whose support grows with the
+/// downscale factor: Pillow's `Image.resize(..., Image.BILINEAR)`, reproduced exactly by
+/// [`resize_bilinear`]. Returns a copy when the image already has that size (as Pillow does).
 pub fn resize_square(image: &RgbImage, size: u32) -> RgbImage {
     if image.width() == size && image.height() == size {
         return image.clone();
     }
-    imageops::resize(image, size, size, imageops::FilterType::Triangle)
+    resize_bilinear(image, size, size)
+}
+
+/// Bits of fixed-point precision in Pillow's 8-bit resampling (32 − 8 − 2).
+const PRECISION_BITS: u32 = 22;
+
+/// Pillow's `precompute_coeffs` for the bilinear filter, then `normalize_coeffs_8bpc`: per output
+/// pixel, the first input index, the number of inputs, and `ksize` fixed-point weights.
+fn pillow_coefficients(in_size: u32, out_size: u32) -> (Vec<(usize, usize)>, Vec<i32>, usize) {
+    let scale = f64::from(in_size) / f64::from(out_size);
+    let filterscale = scale.max(1.0);
+    let support = 1.0 * filterscale; // bilinear support is 1
+    let ksize = support.ceil() as usize * 2 + 1;
+    let mut bounds = Vec::with_capacity(out_size as usize);
+    let mut weights = vec![0i32; out_size as usize * ksize];
+    let mut k = vec![0f64; ksize];
+    for xx in 0..out_size as usize {
+        let center = (xx as f64 + 0.5) * scale;
+        let ss = 1.0 / filterscale;
+        // C casts truncate toward zero; the clamps make that equal to flooring here.
+        let xmin = ((center - support + 0.5) as i64).max(0) as usize;
+        let xmax = ((center + support + 0.5) as i64).min(i64::from(in_size)) as usize - xmin;
+        let mut ww = 0.0;
+        for (x, kx) in k.iter_mut().enumerate().take(xmax) {
+            let t = ((x + xmin) as f64 - center + 0.5) * ss;
+            let t = t.abs();
+            *kx = if t < 1.0 { 1.0 - t } else { 0.0 };
+            ww += *kx;
+        }
+        for (x, kx) in k.iter().enumerate().take(xmax) {
+            let w = if ww != 0.0 { kx / ww } else { *kx };
+            let fixed = w * f64::from(1u32 << PRECISION_BITS);
+            weights[xx * ksize + x] = if w < 0.0 {
+                (fixed - 0.5) as i32
+            } else {
+                (fixed + 0.5) as i32
+            };
+        }
+        bounds.push((xmin, xmax));
+    }
+    (bounds, weights, ksize)
+}
+
+/// Pillow's `clip8`: from fixed point back to u8 with saturation.
+#[inline]
+fn clip8(v: i32) -> u8 {
+    if v >= (1 << PRECISION_BITS << 8) {
+        255
+    } else if v <= 0 {
+        0
+    } else {
+        (v >> PRECISION_BITS) as u8
+    }
+}
+
+/// Pillow's two-pass 8-bit resampling (`ImagingResample` with the bilinear filter): a horizontal
+/// pass into a u8 intermediate over the rows the vertical pass needs, then a vertical pass,
+/// both in 22-bit fixed point. Bit-exact with Pillow, which trained the model.
+pub fn resize_bilinear(image: &RgbImage, width: u32, height: u32) -> RgbImage {
+    let (in_w, in_h) = image.dimensions();
+    let (hb, hk, hks) = pillow_coefficients(in_w, width);
+    let (vb, vk, vks) = pillow_coefficients(in_h, height);
+    let src = image.as_raw();
+    let (in_w, width) = (in_w as usize, width as usize);
+    // Horizontal pass, only over the source rows the vertical pass reads.
+    let first = vb.first().map_or(0, |b| b.0);
+    let last = vb.last().map_or(0, |b| b.0 + b.1);
+    let rows = last - first;
+    let mut temp = vec![0u8; rows * width * 3];
+    for y in 0..rows {
+        let row = &src[(y + first) * in_w * 3..(y + first + 1) * in_w * 3];
+        let out = &mut temp[y * width * 3..(y + 1) * width * 3];
+        for (xx, &(xmin, xmax)) in hb.iter().enumerate() {
+            let k = &hk[xx * hks..xx * hks + xmax];
+            let mut ss = [1i32 << (PRECISION_BITS - 1); 3];
+            for (x, &w) in k.iter().enumerate() {
+                let p = &row[(xmin + x) * 3..(xmin + x) * 3 + 3];
+                for c in 0..3 {
+                    ss[c] += i32::from(p[c]) * w;
+                }
+            }
+            for c in 0..3 {
+                out[xx * 3 + c] = clip8(ss[c]);
+            }
+        }
+    }
+    // Vertical pass.
+    let mut out = vec![0u8; width * height as usize * 3];
+    for (yy, &(ymin, ymax)) in vb.iter().enumerate() {
+        let k = &vk[yy * vks..yy * vks + ymax];
+        let dst = &mut out[yy * width * 3..(yy + 1) * width * 3];
+        for (i, d) in dst.iter_mut().enumerate() {
+            let mut ss = 1i32 << (PRECISION_BITS - 1);
+            for (y, &w) in k.iter().enumerate() {
+                ss += i32::from(temp[(ymin - first + y) * width * 3 + i]) * w;
+            }
+            *d = clip8(ss);
+        }
+    }
+    RgbImage::from_raw(width as u32, height, out).expect("buffer matches dimensions")
 }
 
 /// The affine map applied to u8 values: `(x / scale − mean[c]) / std[c]`.

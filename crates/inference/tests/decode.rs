@@ -142,6 +142,27 @@ fn a_truncated_jpeg_is_a_typed_bad_input_error() {
 }
 
 #[test]
+fn a_truncated_jpeg_is_caught_even_when_its_exif_thumbnail_is_complete() {
+    let thumbnail = jpeg(&red_left_blue_right(8, 8));
+    let main = jpeg(&RgbImage::from_fn(128, 128, |x, y| {
+        Rgb([x as u8, y as u8, (x * y) as u8])
+    }));
+    let mut app1 = b"Exif\0\0".to_vec();
+    app1.extend_from_slice(&thumbnail);
+    let mut bytes = vec![0xFF, 0xD8, 0xFF, 0xE1];
+    bytes.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
+    bytes.extend_from_slice(&app1);
+    bytes.extend_from_slice(&main[2..]);
+    assert!(
+        decode_image(&bytes, &limits()).is_ok(),
+        "the complete file decodes"
+    );
+    let cut = &bytes[..bytes.len() - main.len() / 3];
+    let err = decode_image(cut, &limits()).unwrap_err();
+    assert!(matches!(err, InferenceError::Truncated { .. }), "{err:?}");
+}
+
+#[test]
 fn a_truncated_png_is_reported_as_truncated_or_corrupt() {
     let bytes = encode(
         &DynamicImage::ImageRgb8(red_left_blue_right(64, 64)),
