@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod bench_model;
 mod eval;
 
 /// Skin-lesion triage service and tools.
@@ -16,11 +17,14 @@ struct Cli {
 enum Command {
     /// Evaluate a model card on labelled images: metrics.json, predictions.csv, report.html.
     Eval(eval::EvalArgs),
+    /// Measure model throughput and latency (tract, and onnxruntime with `--features ort`).
+    BenchModel(bench_model::BenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Eval(args) => eval::run(args),
+        Command::BenchModel(args) => bench_model::run(args),
     }
 }
