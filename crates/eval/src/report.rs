@@ -372,7 +372,7 @@ fn roc_section(out: &mut String, result: &EvalResult) {
             let series = [RocSeries {
                 label: format!("P(malignant) (AUC {:.3})", curve.area()),
                 curve: &curve,
-                colour: plots::class_colour(3),
+                colour: plots::class_colour(0),
             }];
             figure(
                 out,
