@@ -1116,7 +1116,7 @@ pub fn decode_rgb(data: &[u8], max_alloc: u64) -> Result<RgbImage> {
             .ok_or(JpegError::Corrupt("segment past end of data".into()))?;
         pos += len;
         match marker {
-            0xC0 | 0xC1 | 0xC2 => {
+            0xC0..=0xC2 => {
                 if d.frame.is_some() {
                     return corrupt("two frames");
                 }
