@@ -228,17 +228,9 @@ pub struct RocCurve {
     pub thresholds: Vec<f64>,
 }
 
-/// Index of the largest value, the first one on ties; NaN never wins.
-pub fn argmax(values: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, v) in values.iter().enumerate() {
-        // `>` keeps the first index on ties and is false for NaN.
-        if *v > values[best] || (values[best].is_nan() && !v.is_nan()) {
-            best = i;
-        }
-    }
-    best
-}
+/// Index of the largest value, the first one on ties; NaN never wins. The service's own rule
+/// (one function, so the report and the service name the same top class).
+pub use mole_inference::classifier::argmax;
 
 /// `matrix[t][p]`: how many samples of true class `t` were predicted as `p`.
 ///

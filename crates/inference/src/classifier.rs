@@ -301,12 +301,7 @@ impl Classifier {
             .filter(|(_, m)| **m)
             .map(|(p, _)| *p)
             .sum();
-        let top_class = probabilities
-            .iter()
-            .enumerate()
-            .max_by(|a, b| a.1.total_cmp(b.1))
-            .map(|(i, _)| i)
-            .unwrap_or(0);
+        let top_class = argmax(&probabilities);
         let verdict = if p_malignant >= self.card.threshold {
             Verdict::SeeADoctor
         } else {
@@ -321,8 +316,7 @@ impl Classifier {
         }
     }
 
-    /// Runs a real forward pass on a mid-grey image (and builds the plans for the batch sizes the
-    /// worker will use). Use it at start-up and as a health check.
+    /// Runs a real forward pass on a mid-grey image. Use it at start-up and as a health check.
     pub fn warm_up(&self) -> Result<(), InferenceError> {
         let size = self.card.input_size();
         let grey = image::RgbImage::from_pixel(size, size, image::Rgb([128, 128, 128]));
@@ -338,11 +332,35 @@ impl Classifier {
         Ok(())
     }
 
+    /// Builds what forward passes of these batch sizes need (tract: one optimised plan per size,
+    /// a fraction of a second each) so that the first requests do not wait for it. With TTA a
+    /// batch of n images runs as 6n rows; pass image counts, the views are accounted for here.
+    pub fn prepare_batch_sizes(&self, batch_sizes: &[usize]) -> Result<(), InferenceError> {
+        let views = if self.config.tta { View::TTA.len() } else { 1 };
+        let rows: Vec<usize> = batch_sizes
+            .iter()
+            .map(|&n| n.min(self.config.max_batch) * views)
+            .collect();
+        self.backend.prepare(&rows)
+    }
+
     /// One raw forward pass over `batch` preprocessed images laid out NCHW; returns the logits
     /// `[batch, classes]` (no TTA, no calibration). For benchmarks and diagnostics.
     pub fn forward(&self, input: &[f32], batch: usize) -> Result<Vec<f32>, InferenceError> {
         self.backend.run(input, batch)
     }
+}
+
+/// Index of the largest value, the first one on ties (as numpy's `argmax`, which the training
+/// code and `mole eval` use); NaN never wins.
+pub fn argmax(values: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, v) in values.iter().enumerate() {
+        if *v > values[best] || (values[best].is_nan() && !v.is_nan()) {
+            best = i;
+        }
+    }
+    best
 }
 
 #[cfg(test)]
@@ -379,5 +397,12 @@ mod tests {
         );
         assert_eq!("see_a_doctor".parse::<Verdict>(), Ok(Verdict::SeeADoctor));
         assert!(Verdict::SeeADoctor.plain_words().contains("doctor"));
+    }
+    #[test]
+    fn argmax_takes_the_first_maximum_and_nan_never_wins() {
+        assert_eq!(argmax(&[0.3, 0.3, 0.1]), 0);
+        assert_eq!(argmax(&[0.1, 0.5, 0.5]), 1);
+        assert_eq!(argmax(&[f32::NAN, 0.2, 0.1]), 1);
+        assert_eq!(argmax(&[]), 0);
     }
 }

@@ -220,6 +220,26 @@ fn tta_averages_the_probabilities_of_the_six_flips_and_rotations() {
 }
 
 #[test]
+fn preparing_plans_ahead_changes_no_answer() {
+    let cold = classifier(ClassifierConfig::default());
+    let warm = classifier(ClassifierConfig {
+        tta: false,
+        max_batch: 4,
+        ..ClassifierConfig::default()
+    });
+    warm.prepare_batch_sizes(&[1, 2, 3, 4, 9]).unwrap();
+    let images = preprocessed(&cold, 3);
+    for (a, b) in cold
+        .predict(&images)
+        .unwrap()
+        .iter()
+        .zip(warm.predict(&images).unwrap())
+    {
+        assert_close(&a.probabilities, &b.probabilities, 1e-5, "prepared");
+    }
+}
+
+#[test]
 fn warm_up_runs_a_real_forward_pass() {
     classifier(ClassifierConfig::default()).warm_up().unwrap();
 }

@@ -20,6 +20,12 @@ pub trait Backend: Send + Sync {
     /// Runs `batch` images laid out `[batch, 3, S, S]` in `input` through the model in one
     /// forward pass and returns the logits `[batch, classes]` row-major.
     fn run(&self, input: &[f32], batch: usize) -> Result<Vec<f32>, InferenceError>;
+
+    /// Does the one-off work (plan building) for these batch sizes now rather than on first use.
+    fn prepare(&self, batch_sizes: &[usize]) -> Result<(), InferenceError> {
+        let _ = batch_sizes;
+        Ok(())
+    }
 }
 
 /// Which backend runs the model.

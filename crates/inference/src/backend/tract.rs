@@ -272,15 +272,6 @@ impl TractBackend {
         Ok(plan)
     }
 
-    /// Builds the plans that batches of `sizes` will use, so the first request does not pay for it.
-    pub fn prepare(&self, sizes: &[usize]) -> Result<(), InferenceError> {
-        for &n in sizes {
-            let size = self.plan_size(self.chunk_len(n));
-            self.plan(&self.slot(size), size)?;
-        }
-        Ok(())
-    }
-
     /// Images per thread when a batch of `n` is split.
     fn chunk_len(&self, n: usize) -> usize {
         if self.threads > 1 && self.options.parallelism == TractParallelism::SplitBatch {
@@ -346,6 +337,15 @@ impl TractBackend {
 impl Backend for TractBackend {
     fn name(&self) -> &'static str {
         "tract"
+    }
+
+    /// Builds the plans that batches of `sizes` will use, so the first request does not pay for it.
+    fn prepare(&self, sizes: &[usize]) -> Result<(), InferenceError> {
+        for &n in sizes.iter().filter(|&&n| n > 0) {
+            let size = self.plan_size(self.chunk_len(n));
+            self.plan(&self.slot(size), size)?;
+        }
+        Ok(())
     }
 
     fn run(&self, input: &[f32], batch: usize) -> Result<Vec<f32>, InferenceError> {
