@@ -1,0 +1,692 @@
+//! The SQL behind [`Store`]. Runtime-checked queries (no `query!` macros), so building needs no
+//! database.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::json;
+use sqlx::{FromRow, PgConnection};
+use uuid::Uuid;
+
+use crate::model::*;
+use crate::{StorageError, Store};
+
+/// The columns of `cases`, in [`CaseRow`]'s order.
+macro_rules! case_columns {
+    () => {
+        "id, status, created_at, updated_at, request_id, uploader, image_sha256, enqueued_at, \
+         enqueue_count, attempts, claimed_by, lease_until, started_at, finished_at, error_code, \
+         error, model_version, queue_ms, inference_ms, batch_size, deleted_at"
+    };
+}
+
+#[derive(FromRow)]
+struct CaseRow {
+    id: Uuid,
+    status: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    request_id: String,
+    uploader: String,
+    image_sha256: String,
+    enqueued_at: Option<DateTime<Utc>>,
+    enqueue_count: i32,
+    attempts: i32,
+    claimed_by: Option<String>,
+    lease_until: Option<DateTime<Utc>>,
+    started_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
+    error_code: Option<String>,
+    error: Option<String>,
+    model_version: Option<String>,
+    queue_ms: Option<i32>,
+    inference_ms: Option<i32>,
+    batch_size: Option<i32>,
+    deleted_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<CaseRow> for Case {
+    type Error = StorageError;
+
+    fn try_from(r: CaseRow) -> Result<Self, Self::Error> {
+        Ok(Case {
+            id: r.id,
+            status: r.status.parse()?,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            request_id: r.request_id,
+            uploader: r.uploader,
+            image_sha256: r.image_sha256,
+            enqueued_at: r.enqueued_at,
+            enqueue_count: r.enqueue_count,
+            attempts: r.attempts,
+            claimed_by: r.claimed_by,
+            lease_until: r.lease_until,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+            error_code: r.error_code,
+            error: r.error,
+            model_version: r.model_version,
+            queue_ms: r.queue_ms,
+            inference_ms: r.inference_ms,
+            batch_size: r.batch_size,
+            deleted_at: r.deleted_at,
+        })
+    }
+}
+
+#[derive(FromRow)]
+struct ClaimRow {
+    #[sqlx(flatten)]
+    case: CaseRow,
+    lease_live: bool,
+}
+
+#[derive(FromRow)]
+struct ImageRow {
+    content_type: String,
+    width: i32,
+    height: i32,
+    bytes: Vec<u8>,
+}
+
+impl From<ImageRow> for StoredImage {
+    fn from(r: ImageRow) -> Self {
+        StoredImage {
+            content_type: r.content_type,
+            width: r.width,
+            height: r.height,
+            bytes: r.bytes,
+        }
+    }
+}
+
+#[derive(FromRow)]
+struct PredictionRow {
+    case_id: Uuid,
+    model_version: String,
+    verdict: String,
+    p_malignant: f32,
+    top_class: String,
+    classes: sqlx::types::Json<Vec<ClassProbability>>,
+    created_at: DateTime<Utc>,
+}
+
+#[derive(FromRow)]
+struct EventRow {
+    id: i64,
+    case_id: Uuid,
+    kind: String,
+    actor: String,
+    at: DateTime<Utc>,
+    request_id: Option<String>,
+    detail: sqlx::types::Json<serde_json::Value>,
+}
+
+/// A state change announced on [`crate::CASE_EVENTS_CHANNEL`].
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct CaseSignal {
+    /// The case that changed.
+    pub case_id: Uuid,
+    /// The kind of event that was appended.
+    pub kind: String,
+    /// The event's id.
+    pub event_id: i64,
+}
+
+impl CaseSignal {
+    /// Parses a notification payload; `None` for anything else (logged by the caller).
+    pub fn parse(payload: &str) -> Option<Self> {
+        serde_json::from_str(payload).ok()
+    }
+}
+
+async fn append_event(
+    conn: &mut PgConnection,
+    case_id: Uuid,
+    kind: EventKind,
+    actor: &Actor,
+    request_id: Option<&str>,
+    detail: serde_json::Value,
+) -> Result<(), StorageError> {
+    sqlx::query(
+        "INSERT INTO case_events (case_id, kind, actor, request_id, detail) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(case_id)
+    .bind(kind.as_str())
+    .bind(actor.as_str())
+    .bind(request_id)
+    .bind(sqlx::types::Json(detail))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn case_for_update(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> Result<Option<ClaimRow>, StorageError> {
+    Ok(sqlx::query_as::<_, ClaimRow>(concat!(
+        "SELECT ",
+        case_columns!(),
+        ", COALESCE(lease_until > now(), false) AS lease_live FROM cases WHERE id = $1 FOR UPDATE"
+    ))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?)
+}
+
+impl Store {
+    /// Stores an upload as a new case with its image and a `created` event, in one transaction.
+    ///
+    /// If the same uploader already has a live case for the same bytes (a double click, a
+    /// re-submitted form) that case is returned instead and nothing is written.
+    pub async fn create_case(&self, new: NewCase) -> Result<Created, StorageError> {
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query_as::<_, CaseRow>(concat!(
+            "INSERT INTO cases (id, request_id, uploader, image_sha256) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (uploader, image_sha256) WHERE deleted_at IS NULL DO NOTHING RETURNING ",
+            case_columns!()
+        ))
+        .bind(new.id)
+        .bind(&new.request_id)
+        .bind(&new.uploader)
+        .bind(&new.image_sha256)
+        .fetch_optional(&mut *tx)
+        .await?;
+
+        let Some(row) = inserted else {
+            let existing = sqlx::query_as::<_, CaseRow>(concat!(
+                "SELECT ",
+                case_columns!(),
+                " FROM cases WHERE uploader = $1 AND image_sha256 = $2 AND deleted_at IS NULL"
+            ))
+            .bind(&new.uploader)
+            .bind(&new.image_sha256)
+            .fetch_optional(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            return match existing {
+                Some(row) => Ok(Created::Existing(row.try_into()?)),
+                // The other case was deleted between our insert and this read: try once more.
+                None => Box::pin(self.create_case(new)).await,
+            };
+        };
+
+        sqlx::query(
+            "INSERT INTO case_images (case_id, content_type, width, height, bytes) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(new.id)
+        .bind(&new.image.content_type)
+        .bind(new.image.width)
+        .bind(new.image.height)
+        .bind(&new.image.bytes)
+        .execute(&mut *tx)
+        .await?;
+        append_event(
+            &mut tx,
+            new.id,
+            EventKind::Created,
+            &Actor::uploader(&new.uploader),
+            Some(&new.request_id),
+            json!({
+                "width": new.image.width,
+                "height": new.image.height,
+                "stored_bytes": new.image.bytes.len(),
+            }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Created::New(row.try_into()?))
+    }
+
+    /// Records that a job for the case was pushed to the queue (`queued` event).
+    /// Returns false when the case no longer waits for one (finished or deleted meanwhile).
+    pub async fn mark_enqueued(
+        &self,
+        id: Uuid,
+        actor: &Actor,
+        request_id: Option<&str>,
+    ) -> Result<bool, StorageError> {
+        let mut tx = self.pool.begin().await?;
+        let count: Option<i32> = sqlx::query_scalar(
+            "UPDATE cases SET enqueued_at = now(), enqueue_count = enqueue_count + 1, \
+             updated_at = now() WHERE id = $1 AND status = 'queued' AND deleted_at IS NULL \
+             RETURNING enqueue_count",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(count) = count else {
+            return Ok(false);
+        };
+        append_event(
+            &mut tx,
+            id,
+            EventKind::Queued,
+            actor,
+            request_id,
+            json!({ "enqueue_count": count }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The case, deleted or not; `None` when unknown.
+    pub async fn case(&self, id: Uuid) -> Result<Option<Case>, StorageError> {
+        let row = sqlx::query_as::<_, CaseRow>(concat!(
+            "SELECT ",
+            case_columns!(),
+            " FROM cases WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(Case::try_from).transpose()
+    }
+
+    /// The case's stored image; `None` when unknown or deleted.
+    pub async fn image(&self, id: Uuid) -> Result<Option<StoredImage>, StorageError> {
+        let row = sqlx::query_as::<_, ImageRow>(
+            "SELECT content_type, width, height, bytes FROM case_images WHERE case_id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(StoredImage::from))
+    }
+
+    /// The case's prediction; `None` until done (or after deletion).
+    pub async fn prediction(&self, id: Uuid) -> Result<Option<Prediction>, StorageError> {
+        let row = sqlx::query_as::<_, PredictionRow>(
+            "SELECT case_id, model_version, verdict, p_malignant, top_class, classes, created_at \
+             FROM predictions WHERE case_id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| Prediction {
+            case_id: r.case_id,
+            result: NewPrediction {
+                model_version: r.model_version,
+                verdict: r.verdict,
+                p_malignant: r.p_malignant,
+                top_class: r.top_class,
+                classes: r.classes.0,
+            },
+            created_at: r.created_at,
+        }))
+    }
+
+    /// The case's audit trail, oldest first.
+    pub async fn events(&self, id: Uuid) -> Result<Vec<CaseEvent>, StorageError> {
+        let rows = sqlx::query_as::<_, EventRow>(
+            "SELECT id, case_id, kind, actor, at, request_id, detail FROM case_events \
+             WHERE case_id = $1 ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(CaseEvent {
+                    id: r.id,
+                    case_id: r.case_id,
+                    kind: r.kind.parse()?,
+                    actor: r.actor,
+                    at: r.at,
+                    request_id: r.request_id,
+                    detail: r.detail.0,
+                })
+            })
+            .collect()
+    }
+
+    /// Appends a `viewed` event (the case page was opened).
+    pub async fn record_view(
+        &self,
+        id: Uuid,
+        actor: &Actor,
+        request_id: Option<&str>,
+    ) -> Result<(), StorageError> {
+        let mut conn = self.pool.acquire().await?;
+        append_event(
+            &mut conn,
+            id,
+            EventKind::Viewed,
+            actor,
+            request_id,
+            json!({}),
+        )
+        .await
+    }
+
+    /// Deletes a case: its image and prediction are removed, the row stays as a tombstone with
+    /// its audit trail. Returns false when it was already deleted or is unknown.
+    pub async fn delete_case(
+        &self,
+        id: Uuid,
+        actor: &Actor,
+        request_id: Option<&str>,
+    ) -> Result<bool, StorageError> {
+        let mut tx = self.pool.begin().await?;
+        let deleted = sqlx::query(
+            "UPDATE cases SET deleted_at = now(), updated_at = now(), lease_until = NULL \
+             WHERE id = $1 AND deleted_at IS NULL",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if deleted == 0 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM case_images WHERE case_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM predictions WHERE case_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        append_event(
+            &mut tx,
+            id,
+            EventKind::Deleted,
+            actor,
+            request_id,
+            json!({}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// A worker's claim on a case, taken when its job starts.
+    ///
+    /// Granted when the case waits (`queued`) or its holder's lease ran out (the holder died);
+    /// the claim lasts `lease`. A case claimed `max_attempts` times without finishing is failed
+    /// instead, so a case that kills workers cannot loop for ever.
+    pub async fn claim(
+        &self,
+        id: Uuid,
+        worker: &str,
+        lease: Duration,
+        max_attempts: i32,
+    ) -> Result<Claim, StorageError> {
+        let mut tx = self.pool.begin().await?;
+        let Some(row) = case_for_update(&mut tx, id).await? else {
+            return Ok(Claim::Skip(SkipReason::Missing));
+        };
+        let lease_live = row.lease_live;
+        let case = Case::try_from(row.case)?;
+        if case.is_deleted() {
+            return Ok(Claim::Skip(SkipReason::Deleted));
+        }
+        if case.status.is_terminal() {
+            return Ok(Claim::Skip(SkipReason::Finished));
+        }
+        if case.status == CaseStatus::Processing && lease_live {
+            return Ok(Claim::Skip(SkipReason::Held));
+        }
+        let actor = Actor::worker(worker);
+        if case.attempts >= max_attempts {
+            let reason = format!(
+                "the analysis was started {} times without finishing; giving up",
+                case.attempts
+            );
+            let failed = fail_locked(&mut tx, id, &actor, "gave_up", &reason).await?;
+            tx.commit().await?;
+            return match failed {
+                Some(case) => Ok(Claim::GaveUp(case)),
+                None => Ok(Claim::Skip(SkipReason::Finished)),
+            };
+        }
+        let claimed = sqlx::query_as::<_, CaseRow>(concat!(
+            "UPDATE cases SET status = 'processing', attempts = attempts + 1, claimed_by = $2, \
+             lease_until = now() + make_interval(secs => $3), started_at = now(), \
+             updated_at = now() WHERE id = $1 RETURNING ",
+            case_columns!()
+        ))
+        .bind(id)
+        .bind(worker)
+        .bind(lease.as_secs_f64())
+        .fetch_one(&mut *tx)
+        .await?;
+        let case = Case::try_from(claimed)?;
+        append_event(
+            &mut tx,
+            id,
+            EventKind::Started,
+            &actor,
+            Some(&case.request_id),
+            json!({ "attempt": case.attempts }),
+        )
+        .await?;
+        let image = sqlx::query_as::<_, ImageRow>(
+            "SELECT content_type, width, height, bytes FROM case_images WHERE case_id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StorageError::Corrupt(format!("case {id} has no image")))?;
+        tx.commit().await?;
+        Ok(Claim::Claimed {
+            case,
+            image: image.into(),
+        })
+    }
+
+    /// Writes a batch of results in one transaction.
+    ///
+    /// Idempotent: a case that is already finished or deleted is skipped, and the prediction
+    /// insert does nothing on conflict, so a job run twice completes its case exactly once.
+    pub async fn complete_batch(
+        &self,
+        completions: &[Completion],
+    ) -> Result<Vec<CompletionOutcome>, StorageError> {
+        let mut tx = self.pool.begin().await?;
+        let mut outcomes = Vec::with_capacity(completions.len());
+        for c in completions {
+            let updated: Option<String> = sqlx::query_scalar(
+                "UPDATE cases SET status = 'done', finished_at = now(), updated_at = now(), \
+                 lease_until = NULL, error_code = NULL, error = NULL, model_version = $2, \
+                 queue_ms = $3, inference_ms = $4, batch_size = $5 \
+                 WHERE id = $1 AND status IN ('queued', 'processing') AND deleted_at IS NULL \
+                 RETURNING request_id",
+            )
+            .bind(c.case_id)
+            .bind(&c.prediction.model_version)
+            .bind(c.queue_ms)
+            .bind(c.inference_ms)
+            .bind(c.batch_size)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(request_id) = updated else {
+                outcomes.push(CompletionOutcome::Skipped);
+                continue;
+            };
+            let p = &c.prediction;
+            sqlx::query(
+                "INSERT INTO predictions (case_id, model_version, verdict, p_malignant, \
+                 top_class, classes) VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (case_id) DO NOTHING",
+            )
+            .bind(c.case_id)
+            .bind(&p.model_version)
+            .bind(&p.verdict)
+            .bind(p.p_malignant)
+            .bind(&p.top_class)
+            .bind(sqlx::types::Json(&p.classes))
+            .execute(&mut *tx)
+            .await?;
+            append_event(
+                &mut tx,
+                c.case_id,
+                EventKind::Completed,
+                &Actor::worker(&c.worker),
+                Some(&request_id),
+                json!({
+                    "verdict": p.verdict,
+                    "p_malignant": p.p_malignant,
+                    "top_class": p.top_class,
+                    "model_version": p.model_version,
+                    "batch_size": c.batch_size,
+                    "queue_ms": c.queue_ms,
+                    "inference_ms": c.inference_ms,
+                }),
+            )
+            .await?;
+            outcomes.push(CompletionOutcome::Completed);
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    /// Fails a case for good with a reason fit to show to the uploader (`failed` event).
+    /// Returns false when it was already finished or deleted.
+    pub async fn fail_case(
+        &self,
+        id: Uuid,
+        actor: &Actor,
+        code: &str,
+        reason: &str,
+    ) -> Result<bool, StorageError> {
+        let mut tx = self.pool.begin().await?;
+        let failed = fail_locked(&mut tx, id, actor, code, reason).await?;
+        tx.commit().await?;
+        Ok(failed.is_some())
+    }
+
+    /// Gives a claimed case back to the queue after a transient error (`retrying` event), so the
+    /// retried job can claim it at once instead of waiting for the lease to run out.
+    pub async fn release_for_retry(
+        &self,
+        id: Uuid,
+        worker: &str,
+        reason: &str,
+    ) -> Result<bool, StorageError> {
+        let mut tx = self.pool.begin().await?;
+        let released: Option<(i32, String)> = sqlx::query_as(
+            "UPDATE cases SET status = 'queued', claimed_by = NULL, lease_until = NULL, \
+             updated_at = now() WHERE id = $1 AND status = 'processing' AND claimed_by = $2 \
+             AND deleted_at IS NULL RETURNING attempts, request_id",
+        )
+        .bind(id)
+        .bind(worker)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((attempt, request_id)) = released else {
+            return Ok(false);
+        };
+        append_event(
+            &mut tx,
+            id,
+            EventKind::Retrying,
+            &Actor::worker(worker),
+            Some(&request_id),
+            json!({ "attempt": attempt, "reason": reason }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Finds unfinished cases whose job was lost and marks them for a new push (`requeued`
+    /// event): queued cases with no push for `requeue_after` (the job vanished from Redis, or the
+    /// first push failed) and processing cases whose lease ran out (the worker died).
+    ///
+    /// Rows are taken with `FOR UPDATE SKIP LOCKED`, so concurrent sweepers in several workers
+    /// pick disjoint cases. The caller pushes a job for each returned case.
+    pub async fn requeue_stranded(
+        &self,
+        requeue_after: Duration,
+        limit: i64,
+        actor: &Actor,
+    ) -> Result<Vec<Requeued>, StorageError> {
+        let rows: Vec<(Uuid, String)> = sqlx::query_as(
+            "WITH picked AS ( \
+                SELECT id, status FROM cases \
+                WHERE deleted_at IS NULL AND ( \
+                    (status = 'queued' \
+                     AND COALESCE(enqueued_at, created_at) < now() - make_interval(secs => $1)) \
+                    OR (status = 'processing' AND lease_until < now())) \
+                ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED), \
+             moved AS ( \
+                UPDATE cases c SET status = 'queued', claimed_by = NULL, lease_until = NULL, \
+                    enqueued_at = now(), enqueue_count = c.enqueue_count + 1, updated_at = now() \
+                FROM picked WHERE c.id = picked.id \
+                RETURNING c.id, c.request_id, c.enqueue_count, picked.status AS was) \
+             INSERT INTO case_events (case_id, kind, actor, request_id, detail) \
+             SELECT id, 'requeued', $3, request_id, \
+                jsonb_build_object('was', was, 'enqueue_count', enqueue_count, 'reason', \
+                    CASE WHEN was = 'processing' THEN 'the worker''s lease ran out' \
+                         ELSE 'the job was not picked up' END) \
+             FROM moved RETURNING case_id, request_id",
+        )
+        .bind(requeue_after.as_secs_f64())
+        .bind(limit)
+        .bind(actor.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, request_id)| Requeued { id, request_id })
+            .collect())
+    }
+
+    /// Live (not deleted) cases per status.
+    pub async fn status_counts(&self) -> Result<StatusCounts, StorageError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT status, count(*) FROM cases WHERE deleted_at IS NULL GROUP BY status",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut counts: Vec<(CaseStatus, i64)> = CaseStatus::ALL.iter().map(|s| (*s, 0)).collect();
+        for (status, n) in rows {
+            let status: CaseStatus = status.parse()?;
+            if let Some(slot) = counts.iter_mut().find(|(s, _)| *s == status) {
+                slot.1 = n;
+            }
+        }
+        Ok(StatusCounts { counts })
+    }
+}
+
+async fn fail_locked(
+    conn: &mut PgConnection,
+    id: Uuid,
+    actor: &Actor,
+    code: &str,
+    reason: &str,
+) -> Result<Option<Case>, StorageError> {
+    let row = sqlx::query_as::<_, CaseRow>(concat!(
+        "UPDATE cases SET status = 'failed', error_code = $2, error = $3, finished_at = now(), \
+         updated_at = now(), lease_until = NULL \
+         WHERE id = $1 AND status IN ('queued', 'processing') AND deleted_at IS NULL RETURNING ",
+        case_columns!()
+    ))
+    .bind(id)
+    .bind(code)
+    .bind(reason)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let case = Case::try_from(row)?;
+    append_event(
+        conn,
+        id,
+        EventKind::Failed,
+        actor,
+        Some(&case.request_id),
+        json!({ "code": code, "reason": reason }),
+    )
+    .await?;
+    Ok(Some(case))
+}
