@@ -1,0 +1,218 @@
+//! What a worker does with one job: claim the case in PostgreSQL, preprocess its image off the
+//! async runtime, hand it to the batcher, and sort errors into final and transient ones.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use apalis::prelude::{BoxDynError, Data};
+use mole_inference::Classifier;
+use mole_jobs::AnalyseCase;
+use mole_storage::{Actor, Claim, CompletionOutcome, SkipReason, StorageError, Store};
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::batcher::{BatchError, BatchItem, Batcher};
+
+/// Everything a job needs, shared by all jobs of a worker process.
+pub struct JobContext {
+    /// The database.
+    pub store: Store,
+    /// The model (preprocessing only here; forward passes run on the batcher's thread).
+    pub classifier: Arc<Classifier>,
+    /// The batcher.
+    pub batcher: Batcher,
+    /// This process's unique name (claims and audit events).
+    pub worker_name: String,
+    /// How long a claim holds before another worker may take the case over.
+    pub lease: Duration,
+    /// Claims after which a case is failed instead of tried again.
+    pub max_attempts: i32,
+    /// In-handler retries of a transient error before the job goes back to the queue.
+    pub transient_retries: u32,
+}
+
+/// How a job ended (for logs and metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobOutcome {
+    /// The case is done (this job wrote it).
+    Done,
+    /// The job found nothing to do (finished, deleted, held by another worker, or a duplicate).
+    Skipped,
+    /// The image is bad: the case failed with the reason.
+    Rejected,
+    /// The case was claimed too often: failed.
+    GaveUp,
+}
+
+impl JobOutcome {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Done => "done",
+            Self::Skipped => "skipped",
+            Self::Rejected => "rejected",
+            Self::GaveUp => "gave_up",
+        }
+    }
+}
+
+/// A job that did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// The database failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The model or the batcher failed.
+    #[error(transparent)]
+    Batch(#[from] BatchError),
+    /// Preprocessing failed for a reason that is not the image's fault, or its task died.
+    #[error("preprocessing failed: {0}")]
+    Preprocess(String),
+}
+
+impl JobError {
+    /// Whether trying again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Storage(e) => e.is_transient(),
+            Self::Batch(BatchError::Write { transient, .. }) => *transient,
+            // A failed forward pass on a valid image is our fault and usually passes (memory,
+            // a restarted thread); `max_attempts` bounds the retries if it does not.
+            Self::Batch(BatchError::Inference(_) | BatchError::Closed) => true,
+            Self::Preprocess(_) => true,
+        }
+    }
+}
+
+/// The apalis handler: one job, instrumented with the case and request ids.
+pub async fn analyse(job: AnalyseCase, ctx: Data<Arc<JobContext>>) -> Result<(), BoxDynError> {
+    let span = info_span!(
+        "job",
+        case_id = %job.case_id,
+        request_id = %job.request_id,
+        worker = %ctx.worker_name
+    );
+    let ctx: Arc<JobContext> = (*ctx).clone();
+    async move {
+        match run_with_retries(&ctx, &job).await {
+            Ok(outcome) => {
+                metrics::counter!("mole_jobs_total", "outcome" => outcome.label()).increment(1);
+                Ok(())
+            }
+            Err(e) => {
+                metrics::counter!("mole_jobs_total", "outcome" => "error").increment(1);
+                Err(Box::new(e) as BoxDynError)
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+async fn run_with_retries(ctx: &JobContext, job: &AnalyseCase) -> Result<JobOutcome, JobError> {
+    let mut delay = Duration::from_millis(200);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match process(ctx, job).await {
+            Ok(outcome) => return Ok(outcome),
+            Err(e) if e.is_transient() => {
+                // Give the case back so the next try (ours, a retried job, or the recovery
+                // sweep) can claim it at once rather than after the lease.
+                if let Err(release) = ctx
+                    .store
+                    .release_for_retry(job.case_id, &ctx.worker_name, &e.to_string())
+                    .await
+                {
+                    warn!(error = %release, "could not release the case after an error");
+                }
+                if attempt > ctx.transient_retries {
+                    warn!(error = %e, attempt, "transient error; the job goes back to the queue");
+                    return Err(e);
+                }
+                warn!(error = %e, attempt, ?delay, "transient error; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => {
+                // Not the image's fault and not transient: fail the case with an honest reason
+                // rather than leave it queued for ever.
+                warn!(error = %e, "permanent error; failing the case");
+                let failed = ctx
+                    .store
+                    .fail_case(
+                        job.case_id,
+                        &Actor::worker(&ctx.worker_name),
+                        "internal_error",
+                        "the analysis failed on our side; please try again later",
+                    )
+                    .await?;
+                return Ok(if failed {
+                    JobOutcome::Rejected
+                } else {
+                    JobOutcome::Skipped
+                });
+            }
+        }
+    }
+}
+
+async fn process(ctx: &JobContext, job: &AnalyseCase) -> Result<JobOutcome, JobError> {
+    let claim = ctx
+        .store
+        .claim(job.case_id, &ctx.worker_name, ctx.lease, ctx.max_attempts)
+        .await?;
+    let (case, image) = match claim {
+        Claim::Claimed { case, image } => (case, image),
+        Claim::Skip(reason) => {
+            info!(?reason, "nothing to do");
+            if reason == SkipReason::Missing {
+                warn!("the job names an unknown case");
+            }
+            return Ok(JobOutcome::Skipped);
+        }
+        Claim::GaveUp(case) => {
+            warn!(attempts = case.attempts, "gave up on the case");
+            return Ok(JobOutcome::GaveUp);
+        }
+    };
+    info!(attempt = case.attempts, "claimed");
+
+    let classifier = ctx.classifier.clone();
+    let preprocessed = tokio::task::spawn_blocking(move || classifier.preprocess(&image.bytes))
+        .await
+        .map_err(|e| JobError::Preprocess(e.to_string()))?;
+    let preprocessed = match preprocessed {
+        Ok(p) => p,
+        Err(e) if e.is_bad_input() => {
+            info!(code = e.code(), reason = %e, "the image cannot be analysed");
+            ctx.store
+                .fail_case(
+                    job.case_id,
+                    &Actor::worker(&ctx.worker_name),
+                    e.code(),
+                    &e.to_string(),
+                )
+                .await?;
+            return Ok(JobOutcome::Rejected);
+        }
+        Err(e) => return Err(JobError::Preprocess(e.to_string())),
+    };
+
+    let outcome = ctx
+        .batcher
+        .submit(BatchItem {
+            case_id: job.case_id,
+            created_at: case.created_at,
+            image: preprocessed,
+        })
+        .await?;
+    match outcome.outcome {
+        CompletionOutcome::Completed => {
+            info!(batch = outcome.batch_size, "done");
+            Ok(JobOutcome::Done)
+        }
+        CompletionOutcome::Skipped => {
+            info!("result not written: the case was finished or deleted meanwhile");
+            Ok(JobOutcome::Skipped)
+        }
+    }
+}
