@@ -1,1 +1,356 @@
-//! mole-web
+//! `mole serve`: the upload page, case pages with live updates, the JSON API, health and metrics.
+//!
+//! Request path of an upload: multipart → size limit → decode by content (dimension limits) →
+//! metadata stripped by re-encoding → case and image stored in PostgreSQL → job pushed to Redis →
+//! 303 to the case page. The page listens on `/cases/{id}/events` (SSE), fed by one LISTEN
+//! connection per process ([`live`]); without JavaScript it refreshes itself.
+
+pub mod cases;
+pub mod error;
+pub mod identity;
+pub mod live;
+pub mod model;
+pub mod ops;
+pub mod upload;
+pub mod views;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Request, StatusCode};
+use axum::routing::{get, post};
+use mole_inference::DecodeLimits;
+use mole_jobs::JobQueue;
+use mole_jobs::config::ConnectionArgs;
+use mole_storage::{Store, StoreOptions};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use tracing::info;
+
+use crate::live::Hub;
+
+/// Settings of `mole serve` (flags or environment variables).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Database and queue.
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+
+    /// HTTP port (Heroku sets PORT).
+    #[arg(long, env = "PORT", default_value_t = 8080)]
+    pub port: u16,
+
+    /// Address to bind.
+    #[arg(long, env = "MOLE_BIND", default_value = "0.0.0.0")]
+    pub bind: IpAddr,
+
+    /// Largest accepted upload, e.g. 15MB, 800KB or a number of bytes.
+    #[arg(long, env = "MOLE_UPLOAD_LIMIT", default_value = "15MB", value_parser = parse_size)]
+    pub upload_limit: usize,
+
+    /// Largest accepted width or height, in pixels.
+    #[arg(long, env = "MOLE_MAX_IMAGE_SIDE", default_value_t = 12_000)]
+    pub max_image_side: u32,
+
+    /// Largest accepted image, in megapixels.
+    #[arg(long, env = "MOLE_MAX_MEGAPIXELS", default_value_t = 50.0)]
+    pub max_megapixels: f64,
+
+    /// Smallest accepted width or height, in pixels.
+    #[arg(long, env = "MOLE_MIN_IMAGE_SIDE", default_value_t = 32)]
+    pub min_image_side: u32,
+
+    /// Uploads decoded at once; more get 429 with Retry-After.
+    #[arg(long, env = "MOLE_MAX_UPLOADS_IN_FLIGHT", default_value_t = 8)]
+    pub max_uploads_in_flight: usize,
+
+    /// Seconds after which an open live page re-reads its case even without a signal.
+    #[arg(long, env = "MOLE_SSE_RESYNC_SECS", default_value_t = 15)]
+    pub sse_resync_secs: u64,
+
+    /// Model card of the model the workers serve (shown on /model).
+    #[arg(long, env = "MOLE_MODEL", default_value = "models/mole-v1.card.json")]
+    pub model: PathBuf,
+
+    /// Directory of the model's `mole eval` report (metrics.json, report.html); default: `report`
+    /// beside the card.
+    #[arg(long, env = "MOLE_MODEL_REPORT")]
+    pub model_report: Option<PathBuf>,
+}
+
+/// Parses `15MB`, `800KB`, `2MiB` or plain bytes.
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (e.g. 15MB)"))?;
+    let factor = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 1.0,
+        "K" | "KB" | "KIB" => 1024.0,
+        "M" | "MB" | "MIB" => 1024.0 * 1024.0,
+        "G" | "GB" | "GIB" => 1024.0 * 1024.0 * 1024.0,
+        other => return Err(format!("unknown size unit {other:?} in {s:?}")),
+    };
+    Ok((number * factor) as usize)
+}
+
+impl ServeArgs {
+    /// Checks the settings before anything starts.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.connection.validate().map_err(anyhow::Error::msg)?;
+        if self.upload_limit < 1024 || self.upload_limit > 100 * 1024 * 1024 {
+            bail!(
+                "MOLE_UPLOAD_LIMIT must be between 1KB and 100MB, got {} bytes",
+                self.upload_limit
+            );
+        }
+        if self.min_image_side == 0 || self.min_image_side > self.max_image_side {
+            bail!(
+                "MOLE_MIN_IMAGE_SIDE ({}) must be between 1 and MOLE_MAX_IMAGE_SIDE ({})",
+                self.min_image_side,
+                self.max_image_side
+            );
+        }
+        if !(self.max_megapixels > 0.0 && self.max_megapixels <= 500.0) {
+            bail!(
+                "MOLE_MAX_MEGAPIXELS must be in (0, 500], got {}",
+                self.max_megapixels
+            );
+        }
+        if self.max_uploads_in_flight == 0 {
+            bail!("MOLE_MAX_UPLOADS_IN_FLIGHT must be at least 1");
+        }
+        if self.sse_resync_secs == 0 {
+            bail!("MOLE_SSE_RESYNC_SECS must be at least 1");
+        }
+        if !self.model.is_file() {
+            bail!(
+                "MOLE_MODEL {} is not a file (the model card, e.g. models/mole-v1.card.json)",
+                self.model.display()
+            );
+        }
+        Ok(())
+    }
+
+    fn app_config(&self) -> AppConfig {
+        let max_pixels = (self.max_megapixels * 1e6) as u64;
+        AppConfig {
+            upload_limit: self.upload_limit,
+            decode_limits: DecodeLimits {
+                max_width: self.max_image_side,
+                max_height: self.max_image_side,
+                max_pixels,
+                // Room for the decoded RGBA buffer plus the decoder's own working memory.
+                max_alloc: max_pixels.saturating_mul(4).saturating_add(64 << 20),
+            },
+            min_image_side: self.min_image_side,
+            sse_resync_secs: self.sse_resync_secs,
+        }
+    }
+}
+
+/// Runtime settings of the request handlers.
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    /// Largest upload in bytes.
+    pub upload_limit: usize,
+    /// Decoding limits.
+    pub decode_limits: DecodeLimits,
+    /// Smallest accepted side.
+    pub min_image_side: u32,
+    /// SSE re-read period.
+    pub sse_resync_secs: u64,
+}
+
+/// Shared state of the handlers; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub store: Store,
+    /// The job queue.
+    pub queue: JobQueue,
+    /// Live updates.
+    pub hub: Hub,
+    /// Settings.
+    pub config: Arc<AppConfig>,
+    /// Upload decoding slots.
+    pub uploads: Arc<Semaphore>,
+    /// Cancelled at shutdown (ends live streams).
+    pub shutdown: CancellationToken,
+    /// The model, for `/model`.
+    pub model: Arc<model::ModelInfo>,
+}
+
+/// The router with every route and middleware.
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.config.upload_limit + 256 * 1024;
+    let pages = Router::new()
+        .route("/", get(upload::index))
+        .route(
+            "/cases",
+            post(upload::create).layer(DefaultBodyLimit::max(body_limit)),
+        )
+        .route(
+            "/api/cases",
+            post(upload::create).layer(DefaultBodyLimit::max(body_limit)),
+        )
+        .route("/cases/{id}", get(cases::page))
+        .route("/cases/{id}/panel", get(cases::panel))
+        .route("/cases/{id}/image", get(cases::image))
+        .route("/cases/{id}/delete", post(cases::delete_form))
+        .route(
+            "/api/cases/{id}",
+            get(cases::json).delete(cases::delete_json),
+        )
+        .route("/model", get(model::page))
+        .route("/model/report", get(model::report))
+        .route("/model/card.json", get(model::card))
+        .route("/healthz", get(ops::healthz))
+        .route("/metrics", get(ops::metrics))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(30),
+        ));
+    // Event streams live long: no timeout.
+    let streams = Router::new().route("/cases/{id}/events", get(cases::events));
+
+    let header = |name: &'static str, value: &'static str| {
+        SetResponseHeaderLayer::if_not_present(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        )
+    };
+    pages
+        .merge(streams)
+        .with_state(state)
+        // Case URLs are capabilities: never leak them in a Referer.
+        .layer(header("referrer-policy", "no-referrer"))
+        .layer(header("x-content-type-options", "nosniff"))
+        .layer(header("x-frame-options", "DENY"))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request<axum::body::Body>| {
+                let request_id = request
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!(
+                    "http",
+                    method = %request.method(),
+                    path = %request.uri().path(),
+                    request_id = %request_id,
+                )
+            }),
+        )
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// A bound, not yet running web server.
+pub struct Server {
+    listener: tokio::net::TcpListener,
+    app: Router,
+    state: AppState,
+    hub_task: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    /// Validates the settings, connects, migrates, starts listening for case events, and binds
+    /// the port (`PORT=0` picks a free one; see [`Server::local_addr`]).
+    pub async fn bind(args: ServeArgs, shutdown: CancellationToken) -> anyhow::Result<Self> {
+        args.validate()?;
+        mole_jobs::telemetry::prometheus();
+        info!(config = ?args, "starting web server");
+        let report_dir = args
+            .model_report
+            .clone()
+            .unwrap_or_else(|| model::default_report_dir(&args.model));
+        let model_info = Arc::new(model::ModelInfo::load(&args.model, &report_dir)?);
+        let store = Store::connect(
+            &args.connection.database_url,
+            &StoreOptions {
+                max_connections: args.connection.db_max_connections,
+                ..StoreOptions::default()
+            },
+        )
+        .await
+        .context("connecting to PostgreSQL")?;
+        store.migrate().await.context("applying migrations")?;
+        let queue = JobQueue::connect(&args.connection.redis_url, &args.connection.queue)
+            .await
+            .context("connecting to Redis")?;
+        let hub = Hub::new(1024);
+        let hub_task = tokio::spawn(hub.clone().run_listener(store.clone(), shutdown.clone()));
+        let state = AppState {
+            store,
+            queue,
+            hub,
+            config: Arc::new(args.app_config()),
+            uploads: Arc::new(Semaphore::new(args.max_uploads_in_flight)),
+            shutdown,
+            model: model_info,
+        };
+        let addr = SocketAddr::new(args.bind, args.port);
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr}"))?;
+        Ok(Self {
+            listener,
+            app: router(state.clone()),
+            state,
+            hub_task,
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until the shutdown token is cancelled; open streams end, requests in flight finish.
+    pub async fn run(self) -> anyhow::Result<()> {
+        info!(addr = %self.listener.local_addr()?, "listening");
+        let shutdown = self.state.shutdown.clone();
+        axum::serve(self.listener, self.app)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await
+            .context("serving HTTP")?;
+        let _ = self.hub_task.await;
+        self.state.store.close().await;
+        info!("web server stopped");
+        Ok(())
+    }
+}
+
+/// Binds and serves until `shutdown` (what `mole serve` runs).
+pub async fn serve(args: ServeArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    Server::bind(args, shutdown).await?.run().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_parse_with_and_without_units() {
+        assert_eq!(parse_size("15MB"), Ok(15 * 1024 * 1024));
+        assert_eq!(parse_size("800 KB"), Ok(800 * 1024));
+        assert_eq!(parse_size("1.5M"), Ok(1536 * 1024));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("3 parsecs").is_err());
+    }
+}

@@ -1,0 +1,80 @@
+//! Operations endpoints: `/healthz` and `/metrics`.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use serde_json::json;
+use tracing::warn;
+
+use crate::AppState;
+
+/// Workers whose last self-check is older than this count as gone.
+const WORKER_REPORT_MAX_AGE: Duration = Duration::from_secs(45);
+
+/// `GET /healthz`: the database, Redis, and the workers' latest real forward passes.
+///
+/// 503 when the database or Redis fails (this process cannot take uploads); `degraded` with 200
+/// when they work but no worker reported a successful forward pass recently (uploads are kept
+/// and analysed once a worker is back).
+pub async fn healthz(State(app): State<AppState>) -> impl IntoResponse {
+    let database = app.store.ping().await.map_err(|e| e.to_string());
+    let redis = app.queue.ping().await.map_err(|e| e.to_string());
+    let workers = app
+        .queue
+        .worker_health(WORKER_REPORT_MAX_AGE)
+        .await
+        .unwrap_or_default();
+    let now = mole_jobs::unix_millis();
+    let healthy_workers = workers.iter().filter(|w| w.ok).count();
+    let (status, code) = if database.is_err() || redis.is_err() {
+        ("unhealthy", StatusCode::SERVICE_UNAVAILABLE)
+    } else if healthy_workers == 0 {
+        ("degraded", StatusCode::OK)
+    } else {
+        ("ok", StatusCode::OK)
+    };
+    let check = |r: &Result<(), String>| match r {
+        Ok(()) => json!({ "ok": true }),
+        Err(e) => json!({ "ok": false, "error": e }),
+    };
+    let body = json!({
+        "status": status,
+        "database": check(&database),
+        "redis": check(&redis),
+        "workers": {
+            "healthy": healthy_workers,
+            "reports": workers.iter().map(|w| json!({
+                "worker": w.worker,
+                "model_version": w.model_version,
+                "forward_pass_ok": w.ok,
+                "forward_pass_ms": w.forward_ms,
+                "error": w.error,
+                "seconds_ago": now.saturating_sub(w.at_unix_ms) as f64 / 1000.0,
+            })).collect::<Vec<_>>(),
+        },
+    });
+    (code, Json(body))
+}
+
+/// `GET /metrics`: Prometheus text format. Case counts and queue depth are read at scrape time.
+pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
+    match app.store.status_counts().await {
+        Ok(counts) => {
+            for (status, n) in counts.counts {
+                metrics::gauge!("mole_cases", "status" => status.as_str()).set(n as f64);
+            }
+        }
+        Err(e) => warn!(error = %e, "cannot count cases for /metrics"),
+    }
+    match app.queue.depth().await {
+        Ok(depth) => metrics::gauge!("mole_queue_depth").set(depth as f64),
+        Err(e) => warn!(error = %e, "cannot read the queue depth for /metrics"),
+    }
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        mole_jobs::telemetry::prometheus().render(),
+    )
+}

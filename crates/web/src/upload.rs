@@ -1,0 +1,378 @@
+//! The upload page and the upload itself: validate by content, strip metadata, store, enqueue.
+
+use std::time::Instant;
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Json;
+use axum::extract::{Multipart, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use image::ImageEncoder;
+use mole_inference::{DecodeLimits, InferenceError};
+use mole_jobs::AnalyseCase;
+use mole_storage::{Actor, Created, NewCase, StoredImage};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::error::AppError;
+use crate::identity::{RequestId, Uploader};
+
+/// The upload page.
+#[derive(Template, WebTemplate)]
+#[template(path = "index.html")]
+pub struct IndexPage {
+    /// Why the last upload was refused, if it was.
+    pub error: Option<String>,
+    /// Largest accepted file, in words (e.g. `15 MB`).
+    pub limit: String,
+    /// Whether a case was just deleted (after the delete form's redirect).
+    pub deleted: bool,
+}
+
+/// `GET /`: the upload form. Sets the uploader cookie up front, so that even the first upload's
+/// double-submit carries it and lands on one case.
+pub async fn index(
+    State(app): State<AppState>,
+    uploader: Uploader,
+    query: axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let page = IndexPage {
+        error: None,
+        limit: human_bytes(app.config.upload_limit),
+        deleted: query.contains_key("deleted"),
+    };
+    with_cookie(page.into_response(), uploader.ensure().1)
+}
+
+fn with_cookie(mut response: Response, cookie: Option<header::HeaderValue>) -> Response {
+    if let Some(cookie) = cookie {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+fn wants_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/json") && !a.contains("text/html"))
+}
+
+/// `POST /cases`: the photo (multipart field `photo`) becomes a case; browsers are redirected to
+/// its page (303), API clients (`Accept: application/json`) get its JSON.
+pub async fn create(
+    State(app): State<AppState>,
+    RequestId(request_id): RequestId,
+    uploader: Uploader,
+    headers: HeaderMap,
+    multipart: Multipart,
+) -> Response {
+    let started = Instant::now();
+    let json = wants_json(&headers);
+    let (token, set_cookie) = uploader.ensure();
+    let uploader_hash = crate::identity::hash_token(&token);
+    let result = store_upload(&app, &request_id, &uploader_hash, multipart).await;
+    metrics::histogram!("mole_upload_seconds").record(started.elapsed().as_secs_f64());
+    let response = match result {
+        Ok((created, is_new)) => {
+            metrics::counter!("mole_uploads_total", "outcome" => if is_new { "created" } else { "duplicate" })
+                .increment(1);
+            let location = format!("/cases/{created}");
+            if json {
+                let status = if is_new {
+                    StatusCode::CREATED
+                } else {
+                    StatusCode::OK
+                };
+                let body = json!({
+                    "id": created,
+                    "links": {
+                        "page": location,
+                        "json": format!("/api/cases/{created}"),
+                        "events": format!("/cases/{created}/events"),
+                    }
+                });
+                (status, [(header::LOCATION, location)], Json(body)).into_response()
+            } else {
+                Redirect::to(&location).into_response()
+            }
+        }
+        Err(e) => {
+            metrics::counter!("mole_uploads_total", "outcome" => e.code()).increment(1);
+            if json {
+                e.into_json_response()
+            } else if let AppError::BadUpload {
+                status, message, ..
+            } = &e
+            {
+                info!(code = e.code(), "upload refused");
+                let page = IndexPage {
+                    error: Some(message.clone()),
+                    limit: human_bytes(app.config.upload_limit),
+                    deleted: false,
+                };
+                (*status, page).into_response()
+            } else {
+                e.into_response()
+            }
+        }
+    };
+    with_cookie(response, set_cookie)
+}
+
+async fn store_upload(
+    app: &AppState,
+    request_id: &str,
+    uploader_hash: &str,
+    multipart: Multipart,
+) -> Result<(Uuid, bool), AppError> {
+    // Overload turns into 429 instead of a growing pile of decodes.
+    let permit = app
+        .uploads
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| AppError::Overloaded)?;
+    let bytes = read_photo(multipart, app.config.upload_limit).await?;
+    let image_sha256 = hex::encode(Sha256::digest(&bytes));
+    let limits = app.config.decode_limits;
+    let min_side = app.config.min_image_side;
+    let cleaned = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        clean_image(&bytes, &limits, min_side)
+    })
+    .await
+    .map_err(|e| AppError::Internal(format!("image task failed: {e}")))??;
+
+    let id = Uuid::new_v4();
+    let created = app
+        .store
+        .create_case(NewCase {
+            id,
+            request_id: request_id.to_owned(),
+            uploader: uploader_hash.to_owned(),
+            image_sha256,
+            image: cleaned,
+        })
+        .await?;
+    let case = match created {
+        Created::Existing(case) => {
+            info!(case_id = %case.id, "the same photo again: returning its case");
+            return Ok((case.id, false));
+        }
+        Created::New(case) => case,
+    };
+    info!(case_id = %case.id, "case stored");
+    // Recorded before the push, so the audit trail reads created → queued → started even when a
+    // worker picks the job up within a millisecond.
+    app.store
+        .mark_enqueued(case.id, &Actor::uploader(uploader_hash), Some(request_id))
+        .await?;
+    let job = AnalyseCase {
+        case_id: case.id,
+        request_id: request_id.to_owned(),
+    };
+    if let Err(e) = app.queue.push(job).await {
+        // The case is safe in PostgreSQL; a worker's recovery sweep queues it again later.
+        warn!(case_id = %case.id, error = %e, "could not queue the job; recovery will");
+    }
+    Ok((case.id, true))
+}
+
+/// Reads the first non-empty `photo` field (the page offers a camera input and a gallery input
+/// under the same name), refusing more than `limit` bytes.
+async fn read_photo(mut multipart: Multipart, limit: usize) -> Result<Vec<u8>, AppError> {
+    let malformed = |e: axum::extract::multipart::MultipartError| {
+        let status = e.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            too_large(limit)
+        } else {
+            AppError::BadUpload {
+                code: "malformed_upload",
+                message: format!("the upload could not be read: {}", e.body_text()),
+                status: StatusCode::BAD_REQUEST,
+            }
+        }
+    };
+    while let Some(mut field) = multipart.next_field().await.map_err(malformed)? {
+        if field.name() != Some("photo") {
+            continue;
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = field.chunk().await.map_err(malformed)? {
+            if bytes.len() + chunk.len() > limit {
+                return Err(too_large(limit));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        if !bytes.is_empty() {
+            return Ok(bytes);
+        }
+    }
+    Err(AppError::BadUpload {
+        code: "no_photo",
+        message: "no photo was sent: choose or take a photo first".to_owned(),
+        status: StatusCode::BAD_REQUEST,
+    })
+}
+
+fn too_large(limit: usize) -> AppError {
+    AppError::BadUpload {
+        code: "file_too_large",
+        message: format!("the file is larger than {}", human_bytes(limit)),
+        status: StatusCode::PAYLOAD_TOO_LARGE,
+    }
+}
+
+/// Decodes by content (never by name), checks dimensions, and re-encodes the upright pixels as
+/// PNG: no EXIF (GPS, camera, time) or any other metadata of the upload survives, and the model
+/// later sees exactly these pixels.
+pub fn clean_image(
+    bytes: &[u8],
+    limits: &DecodeLimits,
+    min_side: u32,
+) -> Result<StoredImage, AppError> {
+    let image = mole_inference::decode_image(bytes, limits).map_err(upload_error)?;
+    let (width, height) = image.dimensions();
+    if width < min_side || height < min_side {
+        return Err(AppError::BadUpload {
+            code: "image_too_small",
+            message: format!(
+                "the image is {width}×{height} pixels; at least {min_side}×{min_side} are needed \
+                 to see a mole"
+            ),
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+        });
+    }
+    let mut png = Vec::with_capacity(bytes.len() * 2);
+    image::codecs::png::PngEncoder::new_with_quality(
+        &mut png,
+        image::codecs::png::CompressionType::Fast,
+        image::codecs::png::FilterType::Adaptive,
+    )
+    .write_image(
+        image.as_raw(),
+        width,
+        height,
+        image::ExtendedColorType::Rgb8,
+    )
+    .map_err(|e| AppError::Internal(format!("re-encoding the image failed: {e}")))?;
+    Ok(StoredImage {
+        content_type: "image/png".to_owned(),
+        width: width as i32,
+        height: height as i32,
+        bytes: png,
+    })
+}
+
+fn upload_error(e: InferenceError) -> AppError {
+    if !e.is_bad_input() {
+        return AppError::Internal(e.to_string());
+    }
+    let status = match e {
+        InferenceError::NotAnImage | InferenceError::UnsupportedFormat { .. } => {
+            StatusCode::UNSUPPORTED_MEDIA_TYPE
+        }
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    AppError::BadUpload {
+        code: e.code(),
+        message: e.to_string(),
+        status,
+    }
+}
+
+/// `15728640` → `15 MB` (binary megabytes, as phones show sizes).
+pub fn human_bytes(n: usize) -> String {
+    const MB: usize = 1024 * 1024;
+    const KB: usize = 1024;
+    if n >= MB && n % MB == 0 {
+        format!("{} MB", n / MB)
+    } else if n >= MB {
+        format!("{:.1} MB", n as f64 / MB as f64)
+    } else {
+        format!("{} KB", n.div_ceil(KB))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jpeg_with_gps_exif(width: u32, height: u32) -> Vec<u8> {
+        let img = image::RgbImage::from_fn(width, height, |x, y| {
+            image::Rgb([(x % 256) as u8, (y % 256) as u8, 90])
+        });
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
+            .encode_image(&img)
+            .unwrap();
+        // Splice an APP1/Exif segment holding a marker string right after SOI.
+        let payload = b"Exif\0\0GPSLatitude=48.8566;GPSLongitude=2.3522";
+        let mut app1 = vec![0xFF, 0xE1];
+        app1.extend_from_slice(&((payload.len() + 2) as u16).to_be_bytes());
+        app1.extend_from_slice(payload);
+        let mut out = jpeg[..2].to_vec();
+        out.extend_from_slice(&app1);
+        out.extend_from_slice(&jpeg[2..]);
+        out
+    }
+
+    #[test]
+    fn a_photo_with_gps_exif_is_stored_as_png_without_the_metadata() {
+        let upload = jpeg_with_gps_exif(64, 48);
+        assert!(upload.windows(11).any(|w| w == b"GPSLatitude"));
+        let stored = clean_image(&upload, &DecodeLimits::default(), 32).unwrap();
+        assert_eq!(stored.content_type, "image/png");
+        assert_eq!((stored.width, stored.height), (64, 48));
+        assert!(stored.bytes.starts_with(b"\x89PNG"));
+        assert!(!stored.bytes.windows(3).any(|w| w == b"GPS"));
+        assert!(
+            !stored
+                .bytes
+                .windows(4)
+                .any(|w| w == b"eXIf" || w == b"Exif")
+        );
+    }
+
+    #[test]
+    fn a_text_file_named_like_a_photo_is_refused_by_content() {
+        let err = clean_image(b"hello, I am not a JPEG", &DecodeLimits::default(), 32).unwrap_err();
+        match err {
+            AppError::BadUpload { code, status, .. } => {
+                assert_eq!(code, "not_an_image");
+                assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_image_over_the_dimension_limit_is_refused() {
+        let upload = jpeg_with_gps_exif(200, 100);
+        let limits = DecodeLimits {
+            max_width: 150,
+            ..DecodeLimits::default()
+        };
+        let err = clean_image(&upload, &limits, 32).unwrap_err();
+        assert_eq!(err.code(), "image_too_large");
+    }
+
+    #[test]
+    fn a_tiny_image_is_refused_with_its_size() {
+        let err =
+            clean_image(&jpeg_with_gps_exif(16, 16), &DecodeLimits::default(), 32).unwrap_err();
+        assert_eq!(err.code(), "image_too_small");
+        assert!(err.public_message().contains("16×16"));
+    }
+
+    #[test]
+    fn sizes_are_shown_in_megabytes() {
+        assert_eq!(human_bytes(15 * 1024 * 1024), "15 MB");
+        assert_eq!(human_bytes(1536 * 1024), "1.5 MB");
+        assert_eq!(human_bytes(2000), "2 KB");
+    }
+}

@@ -1,0 +1,205 @@
+//! What a case looks like to the outside: the JSON body of `/api/cases/{id}`, the SSE events, and
+//! the data of the case page, all built from the same [`CaseView`].
+
+use chrono::{DateTime, Utc};
+use mole_inference::Verdict;
+use mole_storage::{Case, CaseStatus, Prediction};
+use serde::Serialize;
+use uuid::Uuid;
+
+/// A case's public state.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseView {
+    /// Case id.
+    pub id: Uuid,
+    /// `queued`, `processing`, `done`, `failed` or `deleted`.
+    pub status: &'static str,
+    /// The status in plain words.
+    pub status_text: String,
+    /// When the photo was stored.
+    pub created_at: DateTime<Utc>,
+    /// When the analysis finished.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Why it failed, when it did.
+    pub error: Option<ErrorView>,
+    /// The result, when done.
+    pub result: Option<ResultView>,
+    /// Where to find the case.
+    pub links: Links,
+}
+
+/// A failure reason.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorView {
+    /// Stable code, e.g. `not_an_image`.
+    pub code: String,
+    /// The reason, fit for the uploader.
+    pub message: String,
+}
+
+/// The analysis result.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResultView {
+    /// `see_a_doctor` or `looks_benign`.
+    pub verdict: String,
+    /// The verdict in plain words.
+    pub verdict_text: String,
+    /// Whether the verdict advises seeing a doctor.
+    pub see_a_doctor: bool,
+    /// P(malignant), the sum of the malignant diagnoses' probabilities.
+    pub p_malignant: f32,
+    /// The diagnoses, most probable first.
+    pub diagnoses: Vec<DiagnosisView>,
+    /// `name@version` of the model.
+    pub model_version: String,
+    /// Milliseconds from upload to the start of the forward pass.
+    pub queue_ms: Option<i32>,
+    /// Milliseconds of the forward pass (shared by its batch).
+    pub inference_ms: Option<i32>,
+    /// Cases in that forward pass.
+    pub batch_size: Option<i32>,
+}
+
+/// One diagnosis and its probability.
+#[derive(Debug, Clone, Serialize)]
+pub struct DiagnosisView {
+    /// HAM10000 code.
+    pub code: String,
+    /// Human name.
+    pub name: String,
+    /// Whether it counts as malignant.
+    pub malignant: bool,
+    /// Probability in [0, 1].
+    pub probability: f32,
+    /// Percentage with one decimal, e.g. `37.2 %` (for the page).
+    #[serde(skip)]
+    pub percent: String,
+    /// Bar width in percent of the chart, e.g. `37.2` (for the page).
+    #[serde(skip)]
+    pub bar: String,
+}
+
+/// Related URLs.
+#[derive(Debug, Clone, Serialize)]
+pub struct Links {
+    /// The case page.
+    pub page: String,
+    /// This JSON.
+    pub json: String,
+    /// Server-sent events with status changes.
+    pub events: String,
+}
+
+impl CaseView {
+    /// Builds the view of a case and (when done) its prediction.
+    pub fn new(case: &Case, prediction: Option<&Prediction>) -> Self {
+        let status = if case.is_deleted() {
+            "deleted"
+        } else {
+            case.status.as_str()
+        };
+        let status_text = match (case.is_deleted(), case.status) {
+            (true, _) => "This case was deleted.".to_owned(),
+            (false, CaseStatus::Queued) => "Waiting for the model…".to_owned(),
+            (false, CaseStatus::Processing) => "Analysing the photo…".to_owned(),
+            (false, CaseStatus::Done) => "Analysis complete.".to_owned(),
+            (false, CaseStatus::Failed) => "The photo could not be analysed.".to_owned(),
+        };
+        let error = match (case.status, &case.error) {
+            (CaseStatus::Failed, Some(message)) => Some(ErrorView {
+                code: case
+                    .error_code
+                    .clone()
+                    .unwrap_or_else(|| "failed".to_owned()),
+                message: message.clone(),
+            }),
+            _ => None,
+        };
+        let result = match (case.status, prediction, case.is_deleted()) {
+            (CaseStatus::Done, Some(p), false) => Some(ResultView::new(case, p)),
+            _ => None,
+        };
+        let id = case.id;
+        Self {
+            id,
+            status,
+            status_text,
+            created_at: case.created_at,
+            finished_at: case.finished_at,
+            error,
+            result,
+            links: Links {
+                page: format!("/cases/{id}"),
+                json: format!("/api/cases/{id}"),
+                events: format!("/cases/{id}/events"),
+            },
+        }
+    }
+
+    /// True once the status will not change any more.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self.status, "done" | "failed" | "deleted")
+    }
+}
+
+impl ResultView {
+    fn new(case: &Case, prediction: &Prediction) -> Self {
+        let p = &prediction.result;
+        let verdict: Option<Verdict> = p.verdict.parse().ok();
+        let verdict_text = verdict
+            .map(|v| v.plain_words().to_owned())
+            .unwrap_or_else(|| p.verdict.replace('_', " "));
+        let mut diagnoses: Vec<DiagnosisView> = p
+            .classes
+            .iter()
+            .map(|c| {
+                let pct = f64::from(c.probability.clamp(0.0, 1.0)) * 100.0;
+                DiagnosisView {
+                    code: c.code.clone(),
+                    name: c.name.clone(),
+                    malignant: c.malignant,
+                    probability: c.probability,
+                    percent: format!("{pct:.1} %"),
+                    bar: format!("{pct:.1}"),
+                }
+            })
+            .collect();
+        diagnoses.sort_by(|a, b| b.probability.total_cmp(&a.probability));
+        Self {
+            see_a_doctor: verdict == Some(Verdict::SeeADoctor),
+            verdict: p.verdict.clone(),
+            verdict_text,
+            p_malignant: p.p_malignant,
+            diagnoses,
+            model_version: p.model_version.clone(),
+            queue_ms: case.queue_ms,
+            inference_ms: case.inference_ms,
+            batch_size: case.batch_size,
+        }
+    }
+
+    /// Time in the queue, for the page.
+    pub fn queue_time(&self) -> String {
+        ms_text(self.queue_ms)
+    }
+
+    /// Time in the model, for the page (with the batch it shared, if any).
+    pub fn inference_time(&self) -> String {
+        match self.batch_size {
+            Some(n) if n > 1 => format!("{} (one pass for {n} photos)", ms_text(self.inference_ms)),
+            _ => ms_text(self.inference_ms),
+        }
+    }
+
+    /// P(malignant) as a percentage for the page.
+    pub fn p_malignant_percent(&self) -> String {
+        format!("{:.1} %", f64::from(self.p_malignant) * 100.0)
+    }
+}
+
+fn ms_text(ms: Option<i32>) -> String {
+    match ms {
+        Some(ms) => format!("{ms} ms"),
+        None => "not recorded".to_owned(),
+    }
+}
