@@ -2,8 +2,10 @@
 
 use clap::{Parser, Subcommand};
 
+mod bench_latency;
 mod bench_model;
 mod eval;
+mod service;
 
 /// Skin-lesion triage service and tools.
 #[derive(Debug, Parser)]
@@ -17,6 +19,14 @@ struct Cli {
 enum Command {
     /// Evaluate a model card on labelled images: metrics.json, predictions.csv, report.html.
     Eval(eval::EvalArgs),
+    /// Run the web server: upload page, live case pages, JSON API, /healthz, /metrics.
+    Serve(mole_web::ServeArgs),
+    /// Run a queue worker: batched inference on uploaded cases (run as many as you like).
+    Worker(mole_worker::WorkerArgs),
+    /// Apply the database migrations and exit.
+    Migrate(service::MigrateArgs),
+    /// Measure upload → result latency of a running stack (POST, then the event stream).
+    BenchLatency(bench_latency::BenchLatencyArgs),
     /// Measure model throughput and latency (tract, and onnxruntime with `--features ort`).
     BenchModel(bench_model::BenchArgs),
 }
@@ -25,6 +35,10 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Eval(args) => eval::run(args),
+        Command::Serve(args) => service::serve(args),
+        Command::Worker(args) => service::worker(args),
+        Command::Migrate(args) => service::migrate(args),
+        Command::BenchLatency(args) => bench_latency::run(args),
         Command::BenchModel(args) => bench_model::run(args),
     }
 }
