@@ -1,0 +1,157 @@
+//! In a real browser (headless Chromium driven through chromedriver): upload a lesion photo and
+//! see the verdict appear on the case page without reloading it.
+//!
+//! Needs `chromium` and `chromedriver` (Debian: `apt-get install chromium chromium-driver`);
+//! `CHROMEDRIVER` and `CHROME` override their paths.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{ClientBuilder, Locator};
+use serde_json::json;
+
+use crate::common::*;
+
+struct Driver {
+    child: Child,
+    url: String,
+    _profile: TempDir,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A directory removed when dropped (a fresh browser profile).
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn start_chromedriver() -> Driver {
+    let binary = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".to_owned());
+    let port = free_port();
+    let child = Command::new(&binary)
+        .arg(format!("--port={port}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot start {binary} ({e}); install chromium and chromium-driver")
+        });
+    let profile = std::env::temp_dir().join(format!("mole-chrome-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&profile).unwrap();
+    let driver = Driver {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        _profile: TempDir(profile),
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = reqwest::get(format!("{}/status", driver.url)).await {
+            if r.status().is_success() {
+                return driver;
+            }
+        }
+        assert!(Instant::now() < deadline, "chromedriver did not come up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn in_a_real_browser_an_uploaded_photo_shows_its_verdict_without_a_reload() {
+    let env = TestEnv::new().await;
+    let app = App::spawn(&env).await;
+    let driver = start_chromedriver().await;
+
+    let mut options = json!({
+        "args": [
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--disable-dev-shm-usage",
+            format!("--user-data-dir={}", driver._profile.0.display()),
+        ]
+    });
+    if let Ok(chrome) = std::env::var("CHROME") {
+        options["binary"] = json!(chrome);
+    }
+    let mut caps = serde_json::Map::new();
+    caps.insert("goog:chromeOptions".to_owned(), options);
+    let browser = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("a browser session");
+
+    let outcome = async {
+        browser.goto(&app.url("/")).await?;
+        let photo = fixture_images().remove(4);
+        browser
+            .find(Locator::Id("photo-file"))
+            .await?
+            .send_keys(&photo.display().to_string())
+            .await?;
+        browser.find(Locator::Id("submit")).await?.click().await?;
+
+        // The case page, still waiting: no worker runs yet.
+        let status = browser
+            .wait()
+            .at_most(PATIENCE)
+            .for_element(Locator::Id("status-text"))
+            .await?;
+        assert!(!status.text().await?.is_empty());
+        assert!(browser.current_url().await?.path().starts_with("/cases/"));
+        // A mark that a reload would wipe out.
+        browser
+            .execute("window.__stayed = true; return true;", vec![])
+            .await?;
+
+        let worker = InProcessWorker::spawn(env.worker_args());
+        let verdict = browser
+            .wait()
+            .at_most(PATIENCE)
+            .for_element(Locator::Id("verdict"))
+            .await?;
+        let text = verdict.text().await?;
+        assert!(
+            text.contains("doctor") || text.contains("benign"),
+            "verdict in plain words: {text:?}"
+        );
+        let stayed = browser
+            .execute("return window.__stayed === true;", vec![])
+            .await?;
+        assert_eq!(stayed, json!(true), "the page was reloaded");
+        let rows = browser.find_all(Locator::Css("#diagnoses tr")).await?;
+        assert_eq!(rows.len(), 7, "seven diagnoses in the chart");
+        let page = browser.source().await?;
+        assert!(page.contains("not a medical diagnosis"));
+        worker.stop().await.unwrap();
+        Ok::<(), fantoccini::error::CmdError>(())
+    }
+    .await;
+    if outcome.is_err() {
+        // What the browser showed, to tell why a step failed.
+        let url = browser.current_url().await.map(|u| u.to_string());
+        let source = browser.source().await.unwrap_or_default();
+        eprintln!("browser at {url:?}:\n{source}");
+    }
+    let _ = browser.close().await;
+    outcome.expect("browser steps");
+    app.stop().await;
+}

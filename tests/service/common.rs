@@ -1,0 +1,474 @@
+//! Test harness: a fresh PostgreSQL database and Redis namespace per test, the web app on a free
+//! port, workers in-process or as the real `mole worker` binary.
+//!
+//! Services: `TEST_DATABASE_URL` (default postgres://postgres@127.0.0.1:5432/postgres, a user
+//! allowed to create databases) and `TEST_REDIS_URL` (default redis://127.0.0.1:6379). The model:
+//! `MOLE_MODEL`, default the shipped models/mole-v1.card.json.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mole_jobs::config::ConnectionArgs;
+use mole_jobs::{AnalyseCase, JobQueue};
+use mole_storage::{Store, StoreOptions};
+use mole_web::ServeArgs;
+use mole_worker::WorkerArgs;
+use serde_json::Value;
+use sqlx::Connection;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// Upper bound for waits, so a broken build fails instead of hanging (not a timing assertion).
+pub const PATIENCE: Duration = Duration::from_secs(120);
+
+pub fn base_database_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The model card under test.
+pub fn model_path() -> PathBuf {
+    match std::env::var_os("MOLE_MODEL") {
+        Some(p) => PathBuf::from(p),
+        None => root().join("models/mole-v1.card.json"),
+    }
+}
+
+/// The committed HAM10000 test images, sorted by name.
+pub fn fixture_images() -> Vec<PathBuf> {
+    let dir = root().join("tests/fixtures/ham10000");
+    let mut images: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("jpg") || e.eq_ignore_ascii_case("jpeg"))
+        })
+        .collect();
+    images.sort();
+    assert!(
+        !images.is_empty(),
+        "no test images in {} (HAM10000 JPEGs are committed there)",
+        dir.display()
+    );
+    images
+}
+
+/// `n` distinct image files (bytes), made from the fixtures: beyond the fixture count, each copy
+/// is re-encoded as PNG with one pixel changed, so every upload is a different photo.
+pub fn distinct_images(n: usize) -> Vec<(String, Vec<u8>)> {
+    let fixtures = fixture_images();
+    (0..n)
+        .map(|i| {
+            let path = &fixtures[i % fixtures.len()];
+            let bytes = std::fs::read(path).unwrap();
+            let round = i / fixtures.len();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if round == 0 {
+                (name, bytes)
+            } else {
+                let mut img = image::load_from_memory(&bytes).unwrap().to_rgb8();
+                let px = img.get_pixel_mut(0, 0);
+                px.0[0] = px.0[0].wrapping_add(round as u8);
+                let mut png = Vec::new();
+                img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+                    .unwrap();
+                (format!("{round}-{name}.png"), png)
+            }
+        })
+        .collect()
+}
+
+/// A private database and queue namespace, removed when dropped.
+pub struct TestEnv {
+    pub db_name: String,
+    pub database_url: String,
+    pub redis_url: String,
+    pub queue: String,
+    pub store: Store,
+    pub jobs: JobQueue,
+}
+
+fn with_database(base: &str, name: &str) -> String {
+    let (head, query) = match base.split_once('?') {
+        Some((h, q)) => (h, Some(q)),
+        None => (base, None),
+    };
+    let slash = head.rfind('/').expect("database URL has a path");
+    let mut url = format!("{}/{}", &head[..slash], name);
+    if let Some(q) = query {
+        url.push('?');
+        url.push_str(q);
+    }
+    url
+}
+
+impl TestEnv {
+    pub async fn new() -> Self {
+        let base = base_database_url();
+        let db_name = format!("mole_test_{}", Uuid::new_v4().simple());
+        let mut admin = sqlx::PgConnection::connect(&base)
+            .await
+            .expect("connect to TEST_DATABASE_URL");
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "CREATE DATABASE \"{db_name}\""
+        )))
+        .execute(&mut admin)
+        .await
+        .expect("create test database");
+        admin.close().await.ok();
+        let database_url = with_database(&base, &db_name);
+        let store = Store::connect(&database_url, &StoreOptions::default())
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let queue = format!("mole-test:{}", Uuid::new_v4().simple());
+        let jobs = JobQueue::connect(&redis_url(), &queue).await.unwrap();
+        Self {
+            db_name,
+            database_url,
+            redis_url: redis_url(),
+            queue,
+            store,
+            jobs,
+        }
+    }
+
+    pub fn connection(&self) -> ConnectionArgs {
+        ConnectionArgs {
+            database_url: self.database_url.clone(),
+            redis_url: self.redis_url.clone(),
+            queue: self.queue.clone(),
+            db_max_connections: 8,
+        }
+    }
+
+    pub fn serve_args(&self) -> ServeArgs {
+        ServeArgs {
+            connection: self.connection(),
+            port: 0,
+            bind: "127.0.0.1".parse().unwrap(),
+            upload_limit: 15 * 1024 * 1024,
+            max_image_side: 12_000,
+            max_megapixels: 50.0,
+            min_image_side: 32,
+            max_uploads_in_flight: 64,
+            sse_resync_secs: 15,
+            model: model_path(),
+            model_report: None,
+        }
+    }
+
+    pub fn worker_args(&self) -> WorkerArgs {
+        WorkerArgs {
+            connection: self.connection(),
+            model: model_path(),
+            max_batch: 16,
+            concurrency: 32,
+            inference_threads: 1,
+            poll_interval_ms: 20,
+            lease_secs: 60,
+            requeue_after_secs: 60,
+            sweep_interval_secs: 10,
+            max_attempts: 5,
+            http_port: None,
+            name: "test".to_owned(),
+        }
+    }
+
+    /// Environment for a `mole worker` process matching [`TestEnv::worker_args`].
+    pub fn worker_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("DATABASE_URL", self.database_url.clone()),
+            ("REDIS_URL", self.redis_url.clone()),
+            ("MOLE_QUEUE", self.queue.clone()),
+            ("MOLE_MODEL", model_path().display().to_string()),
+            ("MOLE_POLL_INTERVAL_MS", "20".to_owned()),
+            ("MOLE_LOG_FORMAT", "text".to_owned()),
+            ("RUST_LOG", "info".to_owned()),
+        ]
+    }
+
+    /// Pushes a job directly (as the web process would).
+    pub async fn push(&self, case_id: Uuid) {
+        self.jobs
+            .push(AnalyseCase {
+                case_id,
+                request_id: "test".to_owned(),
+            })
+            .await
+            .unwrap();
+    }
+
+    /// Deletes every Redis key of this test's queue (a Redis flush, limited to the namespace).
+    pub async fn flush_queue(&self) -> usize {
+        let mut conn = self.jobs.connection();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}*", self.queue))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if !keys.is_empty() {
+            redis::cmd("DEL")
+                .arg(&keys)
+                .query_async::<()>(&mut conn)
+                .await
+                .unwrap();
+        }
+        keys.len()
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        let base = base_database_url();
+        let db = self.db_name.clone();
+        let queue = self.queue.clone();
+        let redis = self.redis_url.clone();
+        // Drop runs inside the test's runtime: clean up from a thread with its own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                if let Ok(mut admin) = sqlx::PgConnection::connect(&base).await {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"
+                    )))
+                    .execute(&mut admin)
+                    .await;
+                }
+                if let Ok(client) = redis::Client::open(redis.as_str()) {
+                    if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
+                        let keys: Vec<String> = redis::cmd("KEYS")
+                            .arg(format!("{queue}*"))
+                            .query_async(&mut conn)
+                            .await
+                            .unwrap_or_default();
+                        if !keys.is_empty() {
+                            let _ = redis::cmd("DEL")
+                                .arg(&keys)
+                                .query_async::<()>(&mut conn)
+                                .await;
+                        }
+                    }
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// The web app, served in-process on a free port.
+pub struct App {
+    pub base: String,
+    pub shutdown: CancellationToken,
+    handle: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl App {
+    pub async fn spawn(env: &TestEnv) -> Self {
+        Self::spawn_with(env.serve_args()).await
+    }
+
+    pub async fn spawn_with(args: ServeArgs) -> Self {
+        let shutdown = CancellationToken::new();
+        let server = mole_web::Server::bind(args, shutdown.clone())
+            .await
+            .expect("web server starts");
+        let addr = server.local_addr().unwrap();
+        let handle = tokio::spawn(server.run());
+        Self {
+            base: format!("http://{addr}"),
+            shutdown,
+            handle,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.handle.await;
+    }
+}
+
+/// A worker running in this process.
+pub struct InProcessWorker {
+    shutdown: CancellationToken,
+    handle: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl InProcessWorker {
+    pub fn spawn(args: WorkerArgs) -> Self {
+        let shutdown = CancellationToken::new();
+        let handle = tokio::spawn(mole_worker::run(args, shutdown.clone()));
+        Self { shutdown, handle }
+    }
+
+    /// Graceful stop; returns the worker's own result.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.handle.await.expect("worker task")
+    }
+}
+
+/// `mole worker` as a separate process (killed when dropped).
+pub struct WorkerProcess {
+    child: Child,
+}
+
+impl WorkerProcess {
+    pub fn spawn(env: &TestEnv, extra: &[(&str, &str)]) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mole"));
+        cmd.arg("worker")
+            .current_dir(root())
+            .stdin(Stdio::null())
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::inherit());
+        for (k, v) in env.worker_env() {
+            cmd.env(k, v);
+        }
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        Self {
+            child: cmd.spawn().expect("start `mole worker`"),
+        }
+    }
+
+    /// Sends SIGTERM and waits for a graceful exit; returns whether it exited successfully.
+    pub fn terminate(mut self) -> bool {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// An HTTP client that does not follow redirects (tests look at them).
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Uploads like the browser form does; returns the response.
+pub async fn upload(
+    client: &reqwest::Client,
+    app: &App,
+    name: &str,
+    bytes: Vec<u8>,
+    cookie: Option<&str>,
+    json: bool,
+) -> reqwest::Response {
+    let part = reqwest::multipart::Part::bytes(bytes).file_name(name.to_owned());
+    let form = reqwest::multipart::Form::new().part("photo", part);
+    let mut request = client.post(app.url("/cases")).multipart(form);
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    if json {
+        request = request.header("accept", "application/json");
+    }
+    request.send().await.unwrap()
+}
+
+/// Uploads as an API client and returns the new case's id.
+pub async fn upload_case(client: &reqwest::Client, app: &App, name: &str, bytes: Vec<u8>) -> Uuid {
+    let response = upload(client, app, name, bytes, None, true).await;
+    assert_eq!(response.status(), 201, "upload refused");
+    let body: Value = response.json().await.unwrap();
+    body["id"].as_str().unwrap().parse().unwrap()
+}
+
+pub async fn case_json(client: &reqwest::Client, app: &App, id: Uuid) -> Value {
+    client
+        .get(app.url(&format!("/api/cases/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Polls the JSON endpoint until the case reaches a final state.
+pub async fn wait_final(client: &reqwest::Client, app: &App, id: Uuid) -> Value {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let view = case_json(client, app, id).await;
+        if matches!(view["status"].as_str(), Some("done" | "failed" | "deleted")) {
+            return view;
+        }
+        assert!(Instant::now() < deadline, "case {id} stuck at {view}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until every case is final, reading the database.
+pub async fn wait_all_final(store: &Store, ids: &[Uuid]) {
+    let deadline = Instant::now() + PATIENCE;
+    for id in ids {
+        loop {
+            let case = store.case(*id).await.unwrap().unwrap();
+            if case.status.is_terminal() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "case {id} stuck at {}",
+                case.status
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// The `Set-Cookie` of a response as a `Cookie` header value.
+pub fn cookie_of(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(str::to_owned)
+}
+
+/// Reads a file relative to the repository root.
+pub fn read(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}

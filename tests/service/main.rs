@@ -1,0 +1,13 @@
+//! Integration tests of the service against real PostgreSQL and Redis (see `common` for the
+//! environment they need). One binary, so the build is shared.
+
+mod common;
+
+mod browser;
+mod burst;
+mod end_to_end;
+mod live;
+mod model_page;
+mod recovery;
+mod storage;
+mod uploads;

@@ -1,0 +1,173 @@
+//! Storage guarantees the job flow relies on.
+
+use std::time::Duration;
+
+use mole_storage::{
+    Claim, ClassProbability, Completion, CompletionOutcome, EventKind, NewCase, NewPrediction,
+    SkipReason, StoredImage,
+};
+use uuid::Uuid;
+
+use crate::common::*;
+
+async fn stored_case(env: &TestEnv) -> Uuid {
+    let id = Uuid::new_v4();
+    env.store
+        .create_case(NewCase {
+            id,
+            request_id: "req-1".to_owned(),
+            uploader: "a".repeat(64),
+            image_sha256: Uuid::new_v4().simple().to_string(),
+            image: StoredImage {
+                content_type: "image/png".to_owned(),
+                width: 1,
+                height: 1,
+                bytes: vec![1, 2, 3],
+            },
+        })
+        .await
+        .unwrap();
+    id
+}
+
+fn completion(id: Uuid, worker: &str) -> Completion {
+    Completion {
+        case_id: id,
+        worker: worker.to_owned(),
+        prediction: NewPrediction {
+            model_version: "m@1".to_owned(),
+            verdict: "looks_benign".to_owned(),
+            p_malignant: 0.1,
+            top_class: "nv".to_owned(),
+            classes: vec![ClassProbability {
+                code: "nv".to_owned(),
+                name: "Melanocytic nevus".to_owned(),
+                malignant: false,
+                probability: 1.0,
+            }],
+        },
+        queue_ms: 5,
+        inference_ms: 3,
+        batch_size: 1,
+    }
+}
+
+#[tokio::test]
+async fn writing_the_same_result_twice_completes_the_case_once() {
+    let env = TestEnv::new().await;
+    let id = stored_case(&env).await;
+    assert!(matches!(
+        env.store
+            .claim(id, "w1", Duration::from_secs(30), 5)
+            .await
+            .unwrap(),
+        Claim::Claimed { .. }
+    ));
+    let first = env
+        .store
+        .complete_batch(&[completion(id, "w1")])
+        .await
+        .unwrap();
+    let second = env
+        .store
+        .complete_batch(&[completion(id, "w2")])
+        .await
+        .unwrap();
+    assert_eq!(first, [CompletionOutcome::Completed]);
+    assert_eq!(second, [CompletionOutcome::Skipped]);
+    let events = env.store.events(id).await.unwrap();
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.kind == EventKind::Completed)
+            .count(),
+        1
+    );
+    assert!(matches!(
+        env.store
+            .claim(id, "w3", Duration::from_secs(30), 5)
+            .await
+            .unwrap(),
+        Claim::Skip(SkipReason::Finished)
+    ));
+}
+
+#[tokio::test]
+async fn a_live_claim_keeps_other_workers_out() {
+    let env = TestEnv::new().await;
+    let id = stored_case(&env).await;
+    assert!(matches!(
+        env.store
+            .claim(id, "w1", Duration::from_secs(30), 5)
+            .await
+            .unwrap(),
+        Claim::Claimed { .. }
+    ));
+    assert!(matches!(
+        env.store
+            .claim(id, "w2", Duration::from_secs(30), 5)
+            .await
+            .unwrap(),
+        Claim::Skip(SkipReason::Held)
+    ));
+}
+
+#[tokio::test]
+async fn a_case_claimed_too_often_fails_with_a_reason() {
+    let env = TestEnv::new().await;
+    let id = stored_case(&env).await;
+    for _ in 0..2 {
+        // Zero-length leases: each claim is "dead" at once.
+        assert!(matches!(
+            env.store.claim(id, "w", Duration::ZERO, 2).await.unwrap(),
+            Claim::Claimed { .. }
+        ));
+    }
+    let Claim::GaveUp(case) = env.store.claim(id, "w", Duration::ZERO, 2).await.unwrap() else {
+        panic!("expected to give up");
+    };
+    assert_eq!(case.status.as_str(), "failed");
+    assert_eq!(case.error_code.as_deref(), Some("gave_up"));
+}
+
+#[tokio::test]
+async fn the_audit_trail_cannot_be_rewritten() {
+    let env = TestEnv::new().await;
+    let id = stored_case(&env).await;
+    let update = sqlx::query("UPDATE case_events SET actor = 'someone else' WHERE case_id = $1")
+        .bind(id)
+        .execute(env.store.pool())
+        .await;
+    assert!(update.unwrap_err().to_string().contains("append-only"));
+    let delete = sqlx::query("DELETE FROM case_events WHERE case_id = $1")
+        .bind(id)
+        .execute(env.store.pool())
+        .await;
+    assert!(delete.unwrap_err().to_string().contains("append-only"));
+    assert_eq!(env.store.events(id).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn concurrent_sweeps_queue_a_lost_case_again_only_once() {
+    let env = TestEnv::new().await;
+    let id = stored_case(&env).await;
+    // Uploaded an hour ago and never pushed: lost.
+    sqlx::query("UPDATE cases SET created_at = now() - interval '1 hour' WHERE id = $1")
+        .bind(id)
+        .execute(env.store.pool())
+        .await
+        .unwrap();
+    let actor = mole_storage::Actor::system("recovery");
+    let after = Duration::from_secs(60);
+    let (a, b) = tokio::join!(
+        env.store.requeue_stranded(after, 10, &actor),
+        env.store.requeue_stranded(after, 10, &actor),
+    );
+    let found: Vec<Uuid> = a
+        .unwrap()
+        .into_iter()
+        .chain(b.unwrap())
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(found, [id]);
+}
