@@ -64,10 +64,10 @@ async fn start_chromedriver() -> Driver {
     };
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok(r) = reqwest::get(format!("{}/status", driver.url)).await {
-            if r.status().is_success() {
-                return driver;
-            }
+        if let Ok(r) = reqwest::get(format!("{}/status", driver.url)).await
+            && r.status().is_success()
+        {
+            return driver;
         }
         assert!(Instant::now() < deadline, "chromedriver did not come up");
         tokio::time::sleep(Duration::from_millis(100)).await;

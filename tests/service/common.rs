@@ -251,19 +251,19 @@ impl Drop for TestEnv {
                     .execute(&mut admin)
                     .await;
                 }
-                if let Ok(client) = redis::Client::open(redis.as_str()) {
-                    if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
-                        let keys: Vec<String> = redis::cmd("KEYS")
-                            .arg(format!("{queue}*"))
-                            .query_async(&mut conn)
-                            .await
-                            .unwrap_or_default();
-                        if !keys.is_empty() {
-                            let _ = redis::cmd("DEL")
-                                .arg(&keys)
-                                .query_async::<()>(&mut conn)
-                                .await;
-                        }
+                if let Ok(client) = redis::Client::open(redis.as_str())
+                    && let Ok(mut conn) = client.get_multiplexed_async_connection().await
+                {
+                    let keys: Vec<String> = redis::cmd("KEYS")
+                        .arg(format!("{queue}*"))
+                        .query_async(&mut conn)
+                        .await
+                        .unwrap_or_default();
+                    if !keys.is_empty() {
+                        let _ = redis::cmd("DEL")
+                            .arg(&keys)
+                            .query_async::<()>(&mut conn)
+                            .await;
                     }
                 }
             });

@@ -289,7 +289,7 @@ fn upload_error(e: InferenceError) -> AppError {
 pub fn human_bytes(n: usize) -> String {
     const MB: usize = 1024 * 1024;
     const KB: usize = 1024;
-    if n >= MB && n % MB == 0 {
+    if n >= MB && n.is_multiple_of(MB) {
         format!("{} MB", n / MB)
     } else if n >= MB {
         format!("{:.1} MB", n as f64 / MB as f64)

@@ -57,18 +57,18 @@ pub struct BatchOutcome {
     pub batch_size: usize,
 }
 
+/// Where a case's outcome goes back to its job handler.
+type Reply = oneshot::Sender<Result<BatchOutcome, BatchError>>;
+
 enum Message {
-    Item(BatchItem, oneshot::Sender<Result<BatchOutcome, BatchError>>),
+    Item(BatchItem, Reply),
     /// A health probe: one real forward pass on the inference thread.
     Probe(oneshot::Sender<Result<Duration, String>>),
 }
 
 struct Finished {
-    items: Vec<(
-        Uuid,
-        DateTime<Utc>,
-        oneshot::Sender<Result<BatchOutcome, BatchError>>,
-    )>,
+    /// Case id, when it was queued, where its outcome goes.
+    items: Vec<(Uuid, DateTime<Utc>, Reply)>,
     result: Result<Vec<Prediction>, String>,
     started: DateTime<Utc>,
     elapsed: Duration,
