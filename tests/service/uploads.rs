@@ -244,3 +244,79 @@ async fn health_and_metrics_answer_and_health_reports_workers() {
     worker.stop().await.unwrap();
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_files_get_a_clear_error_each_and_the_server_keeps_serving() {
+    let env = TestEnv::new().await;
+    let app = App::spawn(&env).await;
+    let client = http();
+    let photo = read(&fixture_images()[1]);
+
+    // A decompression bomb: a real HAM10000 JPEG whose frame header claims 60000×60000 pixels.
+    let mut bomb = photo.clone();
+    let sof = bomb
+        .windows(2)
+        .position(|w| w == [0xFF, 0xC0] || w == [0xFF, 0xC2])
+        .expect("the fixture has a frame header");
+    bomb[sof + 5..sof + 9].copy_from_slice(&[0xEA, 0x60, 0xEA, 0x60]);
+    let mut heic = b"\0\0\0\x18ftypheic\0\0\0\0mif1heic".to_vec();
+    heic.extend_from_slice(&[0; 64]);
+    let cases: Vec<(&str, Vec<u8>, u16, &[&str])> = vec![
+        (
+            "truncated.jpg",
+            photo[..photo.len() / 2].to_vec(),
+            422,
+            &["truncated_image", "corrupt_image"],
+        ),
+        ("bomb.jpg", bomb, 422, &["image_too_large"]),
+        ("photo.heic", heic, 415, &["unsupported_format"]),
+        (
+            "notes.pdf",
+            b"%PDF-1.7\n1 0 obj << >> endobj\n".to_vec(),
+            415,
+            &["not_an_image"],
+        ),
+        (
+            "tiny.jpg",
+            photo[..2].to_vec(),
+            422,
+            &["truncated_image", "not_an_image"],
+        ),
+    ];
+    for (name, bytes, status, codes) in cases {
+        let response = upload(&client, &app, name, bytes, None, true).await;
+        let got = response.status().as_u16();
+        let body: serde_json::Value = response.json().await.unwrap();
+        let code = body["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            codes.contains(&code.as_str()),
+            "{name}: code {code:?}, expected one of {codes:?}: {body}"
+        );
+        assert!(
+            (400..500).contains(&got) && (got == status || code == "not_an_image"),
+            "{name}: status {got}, expected {status}: {body}"
+        );
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.len() > 10,
+            "{name}: a message a person can read: {body}"
+        );
+    }
+    // Nothing was stored, and the same server still takes a good photo.
+    let stored: i64 = env
+        .store
+        .status_counts()
+        .await
+        .unwrap()
+        .counts
+        .iter()
+        .map(|c| c.1)
+        .sum();
+    assert_eq!(stored, 0, "refused files leave no case behind");
+    let id = upload_case(&client, &app, "good.jpg", photo).await;
+    assert!(env.store.case(id).await.unwrap().is_some());
+    app.stop().await;
+}
