@@ -397,3 +397,25 @@ fn onnxruntime_and_tract_agree_on_the_same_tensors() {
         assert_close(&a.probabilities, &b.probabilities, 1e-4, "tract vs ort");
     }
 }
+
+#[cfg(feature = "ort")]
+#[test]
+fn onnxruntime_backends_can_be_created_again_after_one_is_dropped() {
+    // onnxruntime allows one environment per process; the backend shares it.
+    let config = |threads| ClassifierConfig {
+        backend: mole_inference::BackendKind::Ort,
+        ort_library: Some(common::ort_library()),
+        threads,
+        ..ClassifierConfig::default()
+    };
+    let first = classifier(config(1));
+    let images = preprocessed(&first, 2);
+    let expected = first.predict(&images).unwrap();
+    drop(first);
+    for threads in [2, 1] {
+        let again = classifier(config(threads));
+        for (a, b) in expected.iter().zip(again.predict(&images).unwrap()) {
+            assert_close(&a.probabilities, &b.probabilities, 1e-5, "ort again");
+        }
+    }
+}

@@ -47,6 +47,34 @@ fn library_path(configured: Option<&Path>) -> Result<PathBuf, InferenceError> {
     }
 }
 
+/// onnxruntime allows one environment per process, and `ort` refuses to build a second one even
+/// after the first was dropped: the first backend creates it, and it lives as long as the process,
+/// shared by every later backend (tests and benchmarks create many).
+static ENVIRONMENT: Mutex<Option<(PathBuf, ort::environment::Environment)>> = Mutex::new(None);
+
+fn process_environment(library: &Path) -> Result<ort::environment::Environment, InferenceError> {
+    let mut slot = ENVIRONMENT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((loaded, environment)) = slot.as_ref() {
+        if loaded != library {
+            return Err(InferenceError::Config {
+                reason: format!(
+                    "onnxruntime is already loaded from {} in this process; cannot also load {}",
+                    loaded.display(),
+                    library.display()
+                ),
+            });
+        }
+        return Ok(environment.clone());
+    }
+    let environment = ort::init_from(library)
+        .map_err(backend_err)?
+        .with_name("mole")
+        .build()
+        .map_err(backend_err)?;
+    *slot = Some((library.to_path_buf(), environment.clone()));
+    Ok(environment)
+}
+
 impl OrtBackend {
     /// Loads onnxruntime, creates a first session and checks the model against `expected`.
     pub(crate) fn load(
@@ -61,11 +89,7 @@ impl OrtBackend {
                 reason: format!("libonnxruntime not found at {}", library.display()),
             });
         }
-        let environment = ort::init_from(&library)
-            .map_err(backend_err)?
-            .with_name("mole")
-            .build()
-            .map_err(backend_err)?;
+        let environment = process_environment(&library)?;
         let backend = Self {
             environment,
             onnx,
