@@ -24,6 +24,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Request, StatusCode};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use mole_inference::DecodeLimits;
 use mole_jobs::JobQueue;
 use mole_jobs::config::ConnectionArgs;
@@ -324,7 +325,13 @@ impl Server {
     pub async fn run(self) -> anyhow::Result<()> {
         info!(addr = %self.listener.local_addr()?, "listening");
         let shutdown = self.state.shutdown.clone();
-        axum::serve(self.listener, self.app)
+        // Small responses (JSON, SSE events) go out at once, not after the peer's delayed ACK.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+            }
+        });
+        axum::serve(listener, self.app)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
             .await
             .context("serving HTTP")?;
