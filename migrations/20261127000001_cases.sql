@@ -52,7 +52,15 @@ CREATE TABLE case_images (
     content_type    text        NOT NULL,
     width           integer     NOT NULL,
     height          integer     NOT NULL,
-    bytes           bytea       NOT NULL
+    bytes           bytea       NOT NULL,
+    -- What the model looks at: the centre square resized to the model's input side, as PNG, made
+    -- by the web process from the same decoded pixels. Preprocessing it gives the same tensor as
+    -- preprocessing `bytes` (crop and resize are then identities), so a worker whose model has
+    -- this input side reads a few kilobytes instead of decoding a phone photo again; any other
+    -- worker uses `bytes`. NULL when the web process knew no model.
+    model_input      bytea,
+    model_input_side integer,
+    CHECK ((model_input IS NULL) = (model_input_side IS NULL))
 );
 
 -- At most one result per case: the worker's write is idempotent (ON CONFLICT DO NOTHING).

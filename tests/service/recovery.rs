@@ -53,7 +53,7 @@ async fn a_case_held_by_a_dead_worker_is_taken_over_when_its_lease_runs_out() {
     // A worker claims the case for one second and dies without a word.
     let claim = env
         .store
-        .claim(id, "doomed", Duration::from_secs(1), 5)
+        .claim(id, "doomed", Duration::from_secs(1), 5, None)
         .await
         .unwrap();
     assert!(matches!(claim, Claim::Claimed { .. }));
@@ -96,6 +96,7 @@ async fn a_case_whose_image_cannot_be_decoded_fails_once_with_a_clear_reason() {
                 height: 450,
                 bytes: truncated,
             },
+            model_input: None,
         })
         .await
         .unwrap();

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use mole_storage::{
-    Claim, ClassProbability, Completion, CompletionOutcome, EventKind, NewCase, NewPrediction,
-    SkipReason, StoredImage,
+    Claim, ClassProbability, Completion, CompletionOutcome, EventKind, ModelInput, NewCase,
+    NewPrediction, SkipReason, StoredImage,
 };
 use uuid::Uuid;
 
@@ -24,6 +24,7 @@ async fn stored_case(env: &TestEnv) -> Uuid {
                 height: 1,
                 bytes: vec![1, 2, 3],
             },
+            model_input: None,
         })
         .await
         .unwrap();
@@ -58,7 +59,7 @@ async fn writing_the_same_result_twice_completes_the_case_once() {
     let id = stored_case(&env).await;
     assert!(matches!(
         env.store
-            .claim(id, "w1", Duration::from_secs(30), 5)
+            .claim(id, "w1", Duration::from_secs(30), 5, None)
             .await
             .unwrap(),
         Claim::Claimed { .. }
@@ -85,7 +86,7 @@ async fn writing_the_same_result_twice_completes_the_case_once() {
     );
     assert!(matches!(
         env.store
-            .claim(id, "w3", Duration::from_secs(30), 5)
+            .claim(id, "w3", Duration::from_secs(30), 5, None)
             .await
             .unwrap(),
         Claim::Skip(SkipReason::Finished)
@@ -98,14 +99,14 @@ async fn a_live_claim_keeps_other_workers_out() {
     let id = stored_case(&env).await;
     assert!(matches!(
         env.store
-            .claim(id, "w1", Duration::from_secs(30), 5)
+            .claim(id, "w1", Duration::from_secs(30), 5, None)
             .await
             .unwrap(),
         Claim::Claimed { .. }
     ));
     assert!(matches!(
         env.store
-            .claim(id, "w2", Duration::from_secs(30), 5)
+            .claim(id, "w2", Duration::from_secs(30), 5, None)
             .await
             .unwrap(),
         Claim::Skip(SkipReason::Held)
@@ -119,11 +120,19 @@ async fn a_case_claimed_too_often_fails_with_a_reason() {
     for _ in 0..2 {
         // Zero-length leases: each claim is "dead" at once.
         assert!(matches!(
-            env.store.claim(id, "w", Duration::ZERO, 2).await.unwrap(),
+            env.store
+                .claim(id, "w", Duration::ZERO, 2, None)
+                .await
+                .unwrap(),
             Claim::Claimed { .. }
         ));
     }
-    let Claim::GaveUp(case) = env.store.claim(id, "w", Duration::ZERO, 2).await.unwrap() else {
+    let Claim::GaveUp(case) = env
+        .store
+        .claim(id, "w", Duration::ZERO, 2, None)
+        .await
+        .unwrap()
+    else {
         panic!("expected to give up");
     };
     assert_eq!(case.status.as_str(), "failed");
@@ -170,4 +179,50 @@ async fn concurrent_sweeps_queue_a_lost_case_again_only_once() {
         .map(|r| r.id)
         .collect();
     assert_eq!(found, [id]);
+}
+
+#[tokio::test]
+async fn a_claim_hands_out_the_model_view_only_to_a_worker_whose_model_it_was_made_for() {
+    let env = TestEnv::new().await;
+    let make = |id: Uuid| NewCase {
+        id,
+        request_id: "req-view".to_owned(),
+        uploader: "b".repeat(64),
+        image_sha256: Uuid::new_v4().simple().to_string(),
+        image: StoredImage {
+            content_type: "image/png".to_owned(),
+            width: 200,
+            height: 150,
+            bytes: b"the full photo".to_vec(),
+        },
+        model_input: Some(ModelInput {
+            side: 128,
+            bytes: b"the model view".to_vec(),
+        }),
+    };
+    for (side, expected, dims) in [
+        (Some(128), &b"the model view"[..], (128, 128)),
+        (Some(160), &b"the full photo"[..], (200, 150)),
+        (None, &b"the full photo"[..], (200, 150)),
+    ] {
+        let id = Uuid::new_v4();
+        env.store.create_case(make(id)).await.unwrap();
+        let Claim::Claimed { image, .. } = env
+            .store
+            .claim(id, "w", Duration::from_secs(30), 5, side)
+            .await
+            .unwrap()
+        else {
+            panic!("expected a claim");
+        };
+        assert_eq!(image.bytes, expected, "model side {side:?}");
+        assert_eq!((image.width, image.height), dims, "model side {side:?}");
+    }
+    // The photo itself is what the case page shows.
+    let id = Uuid::new_v4();
+    env.store.create_case(make(id)).await.unwrap();
+    assert_eq!(
+        env.store.image(id).await.unwrap().unwrap().bytes,
+        b"the full photo"
+    );
 }

@@ -176,11 +176,22 @@ pub fn normalize_chw(image: &RgbImage, norm: &Normalization) -> Vec<f32> {
     out
 }
 
+/// What the model looks at, before normalisation: the centre square resized to `size × size`.
+///
+/// Preprocessing this image again gives exactly the same tensor as the photo it came from (crop
+/// and resize are then identities, as in Pillow), so it can stand in for the full photo: the web
+/// process makes it once at upload, and workers need not decode a 12-megapixel photo again.
+pub fn model_view(image: RgbImage, size: u32) -> RgbImage {
+    let square = centre_crop(image);
+    if square.width() == size {
+        return square;
+    }
+    resize_bilinear(&square, size, size)
+}
+
 /// The whole contract after decoding: crop, resize to the card's size, normalise.
 pub fn image_to_tensor(image: RgbImage, size: u32, norm: &Normalization) -> Vec<f32> {
-    let square = centre_crop(image);
-    let resized = resize_square(&square, size);
-    normalize_chw(&resized, norm)
+    normalize_chw(&model_view(image, size), norm)
 }
 
 /// A test-time-augmentation view of a square CHW tensor.

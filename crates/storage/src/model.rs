@@ -240,6 +240,16 @@ pub struct StoredImage {
     pub bytes: Vec<u8>,
 }
 
+/// The model's view of a photo (the centre square at the model's input side, PNG), stored beside
+/// it so that workers need not decode the full photo again.
+#[derive(Debug, Clone)]
+pub struct ModelInput {
+    /// Width and height in pixels: the input side of the model it was made for.
+    pub side: i32,
+    /// The PNG.
+    pub bytes: Vec<u8>,
+}
+
 /// An upload to store as a new case.
 #[derive(Debug, Clone)]
 pub struct NewCase {
@@ -253,6 +263,8 @@ pub struct NewCase {
     pub image_sha256: String,
     /// The cleaned image.
     pub image: StoredImage,
+    /// The model's view of it, when the web process knows the model.
+    pub model_input: Option<ModelInput>,
 }
 
 /// The outcome of storing an upload.

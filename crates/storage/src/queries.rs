@@ -216,14 +216,17 @@ impl Store {
         };
 
         sqlx::query(
-            "INSERT INTO case_images (case_id, content_type, width, height, bytes) \
-             VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO case_images \
+             (case_id, content_type, width, height, bytes, model_input, model_input_side) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(new.id)
         .bind(&new.image.content_type)
         .bind(new.image.width)
         .bind(new.image.height)
         .bind(&new.image.bytes)
+        .bind(new.model_input.as_ref().map(|m| &m.bytes))
+        .bind(new.model_input.as_ref().map(|m| m.side))
         .execute(&mut *tx)
         .await?;
         append_event(
@@ -411,12 +414,16 @@ impl Store {
     /// Granted when the case waits (`queued`) or its holder's lease ran out (the holder died);
     /// the claim lasts `lease`. A case claimed `max_attempts` times without finishing is failed
     /// instead, so a case that kills workers cannot loop for ever.
+    ///
+    /// The claimed image is the stored model view when it was made for `model_side` (the
+    /// worker's model input side), else the full photo.
     pub async fn claim(
         &self,
         id: Uuid,
         worker: &str,
         lease: Duration,
         max_attempts: i32,
+        model_side: Option<u32>,
     ) -> Result<Claim, StorageError> {
         let mut tx = self.pool.begin().await?;
         let Some(row) = case_for_update(&mut tx, id).await? else {
@@ -467,10 +474,16 @@ impl Store {
             json!({ "attempt": case.attempts }),
         )
         .await?;
+        // The model's view when it was made for this input side (a few kilobytes), else the photo.
         let image = sqlx::query_as::<_, ImageRow>(
-            "SELECT content_type, width, height, bytes FROM case_images WHERE case_id = $1",
+            "SELECT content_type, \
+             CASE WHEN model_input_side = $2 THEN model_input_side ELSE width END AS width, \
+             CASE WHEN model_input_side = $2 THEN model_input_side ELSE height END AS height, \
+             CASE WHEN model_input_side = $2 THEN model_input ELSE bytes END AS bytes \
+             FROM case_images WHERE case_id = $1",
         )
         .bind(id)
+        .bind(model_side.map(|s| s as i32))
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| StorageError::Corrupt(format!("case {id} has no image")))?;

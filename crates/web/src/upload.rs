@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use image::ImageEncoder;
 use mole_inference::{DecodeLimits, InferenceError};
 use mole_jobs::AnalyseCase;
-use mole_storage::{Actor, Created, NewCase, StoredImage};
+use mole_storage::{Actor, Created, ModelInput, NewCase, StoredImage};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
@@ -140,9 +140,10 @@ async fn store_upload(
     let image_sha256 = hex::encode(Sha256::digest(&bytes));
     let limits = app.config.decode_limits;
     let min_side = app.config.min_image_side;
+    let model_side = app.model.input_size;
     let cleaned = tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        clean_image(&bytes, &limits, min_side)
+        clean_image(&bytes, &limits, min_side, Some(model_side))
     })
     .await
     .map_err(|e| AppError::Internal(format!("image task failed: {e}")))??;
@@ -155,7 +156,8 @@ async fn store_upload(
             request_id: request_id.to_owned(),
             uploader: uploader_hash.to_owned(),
             image_sha256,
-            image: cleaned,
+            image: cleaned.image,
+            model_input: cleaned.model_input,
         })
         .await?;
     let case = match created {
@@ -227,14 +229,25 @@ fn too_large(limit: usize) -> AppError {
     }
 }
 
+/// An upload made safe to store: the photo without metadata, and the model's view of it.
+#[derive(Debug)]
+pub struct CleanedUpload {
+    /// The upright pixels re-encoded as PNG.
+    pub image: StoredImage,
+    /// The centre square at the model's input side (PNG), when the model is known.
+    pub model_input: Option<ModelInput>,
+}
+
 /// Decodes by content (never by name), checks dimensions, and re-encodes the upright pixels as
 /// PNG: no EXIF (GPS, camera, time) or any other metadata of the upload survives, and the model
-/// later sees exactly these pixels.
+/// later sees exactly these pixels. With `model_side`, also makes the model's view of the photo
+/// ([`mole_inference::preprocess::model_view`]), so workers need not decode the photo again.
 pub fn clean_image(
     bytes: &[u8],
     limits: &DecodeLimits,
     min_side: u32,
-) -> Result<StoredImage, AppError> {
+    model_side: Option<u32>,
+) -> Result<CleanedUpload, AppError> {
     let image = mole_inference::decode_image(bytes, limits).map_err(upload_error)?;
     let (width, height) = image.dimensions();
     if width < min_side || height < min_side {
@@ -247,7 +260,30 @@ pub fn clean_image(
             status: StatusCode::UNPROCESSABLE_ENTITY,
         });
     }
-    let mut png = Vec::with_capacity(bytes.len() * 2);
+    let png = encode_png(&image)?;
+    let model_input = match model_side {
+        Some(side) => {
+            let view = mole_inference::preprocess::model_view(image, side);
+            Some(ModelInput {
+                side: side as i32,
+                bytes: encode_png(&view)?,
+            })
+        }
+        None => None,
+    };
+    Ok(CleanedUpload {
+        image: StoredImage {
+            content_type: "image/png".to_owned(),
+            width: width as i32,
+            height: height as i32,
+            bytes: png,
+        },
+        model_input,
+    })
+}
+
+fn encode_png(image: &image::RgbImage) -> Result<Vec<u8>, AppError> {
+    let mut png = Vec::with_capacity(image.as_raw().len() / 2);
     image::codecs::png::PngEncoder::new_with_quality(
         &mut png,
         image::codecs::png::CompressionType::Fast,
@@ -255,17 +291,12 @@ pub fn clean_image(
     )
     .write_image(
         image.as_raw(),
-        width,
-        height,
+        image.width(),
+        image.height(),
         image::ExtendedColorType::Rgb8,
     )
     .map_err(|e| AppError::Internal(format!("re-encoding the image failed: {e}")))?;
-    Ok(StoredImage {
-        content_type: "image/png".to_owned(),
-        width: width as i32,
-        height: height as i32,
-        bytes: png,
-    })
+    Ok(png)
 }
 
 fn upload_error(e: InferenceError) -> AppError {
@@ -325,7 +356,9 @@ mod tests {
     fn a_photo_with_gps_exif_is_stored_as_png_without_the_metadata() {
         let upload = jpeg_with_gps_exif(64, 48);
         assert!(upload.windows(11).any(|w| w == b"GPSLatitude"));
-        let stored = clean_image(&upload, &DecodeLimits::default(), 32).unwrap();
+        let stored = clean_image(&upload, &DecodeLimits::default(), 32, None)
+            .unwrap()
+            .image;
         assert_eq!(stored.content_type, "image/png");
         assert_eq!((stored.width, stored.height), (64, 48));
         assert!(stored.bytes.starts_with(b"\x89PNG"));
@@ -339,8 +372,30 @@ mod tests {
     }
 
     #[test]
+    fn the_model_view_is_the_centre_square_at_the_model_side_without_metadata() {
+        let upload = jpeg_with_gps_exif(200, 150);
+        let cleaned = clean_image(&upload, &DecodeLimits::default(), 32, Some(128)).unwrap();
+        let view = cleaned.model_input.expect("a model view");
+        assert_eq!(view.side, 128);
+        assert!(!view.bytes.windows(3).any(|w| w == b"GPS"));
+        let decoded = image::load_from_memory(&view.bytes).unwrap();
+        assert_eq!((decoded.width(), decoded.height()), (128, 128));
+        let full = image::load_from_memory(&cleaned.image.bytes)
+            .unwrap()
+            .to_rgb8();
+        let expected = mole_inference::preprocess::model_view(full, 128);
+        assert_eq!(decoded.to_rgb8(), expected);
+    }
+
+    #[test]
     fn a_text_file_named_like_a_photo_is_refused_by_content() {
-        let err = clean_image(b"hello, I am not a JPEG", &DecodeLimits::default(), 32).unwrap_err();
+        let err = clean_image(
+            b"hello, I am not a JPEG",
+            &DecodeLimits::default(),
+            32,
+            None,
+        )
+        .unwrap_err();
         match err {
             AppError::BadUpload { code, status, .. } => {
                 assert_eq!(code, "not_an_image");
@@ -357,14 +412,19 @@ mod tests {
             max_width: 150,
             ..DecodeLimits::default()
         };
-        let err = clean_image(&upload, &limits, 32).unwrap_err();
+        let err = clean_image(&upload, &limits, 32, None).unwrap_err();
         assert_eq!(err.code(), "image_too_large");
     }
 
     #[test]
     fn a_tiny_image_is_refused_with_its_size() {
-        let err =
-            clean_image(&jpeg_with_gps_exif(16, 16), &DecodeLimits::default(), 32).unwrap_err();
+        let err = clean_image(
+            &jpeg_with_gps_exif(16, 16),
+            &DecodeLimits::default(),
+            32,
+            None,
+        )
+        .unwrap_err();
         assert_eq!(err.code(), "image_too_small");
         assert!(err.public_message().contains("16×16"));
     }

@@ -158,7 +158,13 @@ async fn run_with_retries(ctx: &JobContext, job: &AnalyseCase) -> Result<JobOutc
 async fn process(ctx: &JobContext, job: &AnalyseCase) -> Result<JobOutcome, JobError> {
     let claim = ctx
         .store
-        .claim(job.case_id, &ctx.worker_name, ctx.lease, ctx.max_attempts)
+        .claim(
+            job.case_id,
+            &ctx.worker_name,
+            ctx.lease,
+            ctx.max_attempts,
+            Some(ctx.classifier.card().input_size()),
+        )
         .await?;
     let (case, image) = match claim {
         Claim::Claimed { case, image } => (case, image),
