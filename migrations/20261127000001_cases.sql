@@ -62,6 +62,8 @@ CREATE TABLE case_images (
     model_input_side integer,
     CHECK ((model_input IS NULL) = (model_input_side IS NULL))
 );
+-- PNG is compressed already: store it out of line without trying to compress it again.
+ALTER TABLE case_images ALTER COLUMN bytes SET STORAGE EXTERNAL;
 
 -- At most one result per case: the worker's write is idempotent (ON CONFLICT DO NOTHING).
 CREATE TABLE predictions (

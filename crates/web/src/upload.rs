@@ -141,6 +141,7 @@ async fn store_upload(
     let limits = app.config.decode_limits;
     let min_side = app.config.min_image_side;
     let model_side = app.model.input_size;
+    let clean_started = Instant::now();
     let cleaned = tokio::task::spawn_blocking(move || {
         let _permit = permit;
         clean_image(&bytes, &limits, min_side, Some(model_side))
@@ -148,6 +149,8 @@ async fn store_upload(
     .await
     .map_err(|e| AppError::Internal(format!("image task failed: {e}")))??;
 
+    let clean_ms = clean_started.elapsed().as_millis();
+    let store_started = Instant::now();
     let id = Uuid::new_v4();
     let created = app
         .store
@@ -167,7 +170,12 @@ async fn store_upload(
         }
         Created::New(case) => case,
     };
-    info!(case_id = %case.id, "case stored");
+    info!(
+        case_id = %case.id,
+        clean_ms,
+        store_ms = store_started.elapsed().as_millis(),
+        "case stored"
+    );
     // Recorded before the push, so the audit trail reads created → queued → started even when a
     // worker picks the job up within a millisecond.
     app.store
@@ -260,17 +268,29 @@ pub fn clean_image(
             status: StatusCode::UNPROCESSABLE_ENTITY,
         });
     }
-    let png = encode_png(&image)?;
-    let model_input = match model_side {
-        Some(side) => {
-            let view = mole_inference::preprocess::model_view(image, side);
-            Some(ModelInput {
-                side: side as i32,
-                bytes: encode_png(&view)?,
+    // The photo's PNG and the model's view are independent: on a phone photo each takes tens of
+    // milliseconds, so they run side by side.
+    let (png, model_input) = std::thread::scope(|scope| {
+        let view = model_side.map(|side| {
+            let image = &image;
+            scope.spawn(move || {
+                let view = mole_inference::preprocess::model_view(image.clone(), side);
+                encode_png(&view).map(|bytes| ModelInput {
+                    side: side as i32,
+                    bytes,
+                })
             })
-        }
-        None => None,
-    };
+        });
+        let png = encode_png(&image);
+        let view = view.map(|handle| {
+            handle
+                .join()
+                .unwrap_or_else(|_| Err(AppError::Internal("the model view task panicked".into())))
+        });
+        (png, view)
+    });
+    let png = png?;
+    let model_input = model_input.transpose()?;
     Ok(CleanedUpload {
         image: StoredImage {
             content_type: "image/png".to_owned(),
