@@ -172,6 +172,10 @@ pub async fn run(args: WorkerArgs, shutdown: CancellationToken) -> anyhow::Resul
         let classifier = Classifier::load(&model_path, classifier_config)?;
         // A real forward pass before taking jobs: a broken model fails here, not on a case.
         classifier.warm_up()?;
+        // tract builds one optimised plan per batch size (BENCHMARKS.md: 3-4x faster than one
+        // symbolic plan); build them now, so that the first batches do not wait for it.
+        let sizes: Vec<usize> = (1..=classifier.config().max_batch).collect();
+        classifier.prepare_batch_sizes(&sizes)?;
         Ok::<_, mole_inference::InferenceError>(classifier)
     })
     .await
