@@ -71,6 +71,9 @@ CREATE TABLE predictions (
     model_version   text        NOT NULL,
     verdict         text        NOT NULL,
     p_malignant     real        NOT NULL,
+    -- The card's threshold the verdict was decided at (see a doctor when p_malignant >= it): the
+    -- rule stays with the case when the model changes.
+    threshold       real        NOT NULL,
     top_class       text        NOT NULL,
     -- [{"code", "name", "malignant", "probability"}] in the model's output order.
     classes         jsonb       NOT NULL,

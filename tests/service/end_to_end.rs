@@ -32,6 +32,9 @@ async fn an_uploaded_lesion_photo_is_analysed_by_a_separate_worker_process_with_
         .unwrap()[0];
     assert_eq!(result["model_version"], expected.model_version);
     assert_eq!(result["verdict"], expected.verdict.as_str());
+    // The rule the verdict was decided by stays with the case.
+    let threshold = result["threshold"].as_f64().unwrap();
+    assert!((threshold - f64::from(classifier.card().threshold)).abs() < 1e-6);
     let diagnoses = result["diagnoses"].as_array().unwrap();
     assert_eq!(diagnoses.len(), 7);
     for (i, class) in classifier.card().classes.iter().enumerate() {

@@ -39,6 +39,7 @@ fn completion(id: Uuid, worker: &str) -> Completion {
             model_version: "m@1".to_owned(),
             verdict: "looks_benign".to_owned(),
             p_malignant: 0.1,
+            threshold: 0.33,
             top_class: "nv".to_owned(),
             classes: vec![ClassProbability {
                 code: "nv".to_owned(),

@@ -307,6 +307,8 @@ pub struct NewPrediction {
     pub verdict: String,
     /// Sum of the malignant classes' probabilities.
     pub p_malignant: f32,
+    /// The threshold on `p_malignant` the verdict was decided at.
+    pub threshold: f32,
     /// Code of the most probable class.
     pub top_class: String,
     /// Every class in the model's output order.

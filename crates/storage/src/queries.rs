@@ -108,6 +108,7 @@ struct PredictionRow {
     model_version: String,
     verdict: String,
     p_malignant: f32,
+    threshold: f32,
     top_class: String,
     classes: sqlx::types::Json<Vec<ClassProbability>>,
     created_at: DateTime<Utc>,
@@ -306,8 +307,8 @@ impl Store {
     /// The case's prediction; `None` until done (or after deletion).
     pub async fn prediction(&self, id: Uuid) -> Result<Option<Prediction>, StorageError> {
         let row = sqlx::query_as::<_, PredictionRow>(
-            "SELECT case_id, model_version, verdict, p_malignant, top_class, classes, created_at \
-             FROM predictions WHERE case_id = $1",
+            "SELECT case_id, model_version, verdict, p_malignant, threshold, top_class, classes, \
+             created_at FROM predictions WHERE case_id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -318,6 +319,7 @@ impl Store {
                 model_version: r.model_version,
                 verdict: r.verdict,
                 p_malignant: r.p_malignant,
+                threshold: r.threshold,
                 top_class: r.top_class,
                 classes: r.classes.0,
             },
@@ -526,13 +528,14 @@ impl Store {
             let p = &c.prediction;
             sqlx::query(
                 "INSERT INTO predictions (case_id, model_version, verdict, p_malignant, \
-                 top_class, classes) VALUES ($1, $2, $3, $4, $5, $6) \
+                 threshold, top_class, classes) VALUES ($1, $2, $3, $4, $5, $6, $7) \
                  ON CONFLICT (case_id) DO NOTHING",
             )
             .bind(c.case_id)
             .bind(&p.model_version)
             .bind(&p.verdict)
             .bind(p.p_malignant)
+            .bind(p.threshold)
             .bind(&p.top_class)
             .bind(sqlx::types::Json(&p.classes))
             .execute(&mut *tx)

@@ -48,6 +48,8 @@ pub struct ResultView {
     pub see_a_doctor: bool,
     /// P(malignant), the sum of the malignant diagnoses' probabilities.
     pub p_malignant: f32,
+    /// The verdict is "see a doctor" when `p_malignant` is at least this (the model card's).
+    pub threshold: f32,
     /// The diagnoses, most probable first.
     pub diagnoses: Vec<DiagnosisView>,
     /// `name@version` of the model.
@@ -170,6 +172,7 @@ impl ResultView {
             verdict: p.verdict.clone(),
             verdict_text,
             p_malignant: p.p_malignant,
+            threshold: p.threshold,
             diagnoses,
             model_version: p.model_version.clone(),
             queue_ms: case.queue_ms,
@@ -194,6 +197,11 @@ impl ResultView {
     /// P(malignant) as a percentage for the page.
     pub fn p_malignant_percent(&self) -> String {
         format!("{:.1} %", f64::from(self.p_malignant) * 100.0)
+    }
+
+    /// The verdict's threshold as a percentage for the page.
+    pub fn threshold_percent(&self) -> String {
+        format!("{:.1} %", f64::from(self.threshold) * 100.0)
     }
 }
 

@@ -245,6 +245,7 @@ pub fn to_new_prediction(classifier: &Classifier, p: &Prediction) -> NewPredicti
         model_version: p.model_version.clone(),
         verdict: p.verdict.as_str().to_owned(),
         p_malignant: p.p_malignant,
+        threshold: card.threshold,
         top_class: card
             .classes
             .get(p.top_class)
