@@ -11,7 +11,7 @@ use crate::backend::tract::TractOptions;
 use crate::classifier::{Classifier, ClassifierConfig};
 use crate::decode::{DecodeLimits, decode_image};
 use crate::error::InferenceError;
-use crate::preprocess::{Normalization, centre_crop, normalize_chw, resize_square};
+use crate::preprocess::{Normalization, model_view, normalize_chw};
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -215,7 +215,7 @@ fn measure_preprocessing(
         let image = decode_image(&bytes, &limits)?;
         let t1 = Instant::now();
         megapixels += f64::from(image.width()) * f64::from(image.height()) / 1e6;
-        let resized = resize_square(&centre_crop(image), size);
+        let resized = model_view(&image, size);
         let t2 = Instant::now();
         let tensor = normalize_chw(&resized, norm);
         let t3 = Instant::now();

@@ -181,17 +181,19 @@ pub fn normalize_chw(image: &RgbImage, norm: &Normalization) -> Vec<f32> {
 /// Preprocessing this image again gives exactly the same tensor as the photo it came from (crop
 /// and resize are then identities, as in Pillow), so it can stand in for the full photo: the web
 /// process makes it once at upload, and workers need not decode a 12-megapixel photo again.
-pub fn model_view(image: RgbImage, size: u32) -> RgbImage {
-    let square = centre_crop(image);
-    if square.width() == size {
-        return square;
+/// Borrows the photo: only the centre square is copied (when the photo is not square already).
+pub fn model_view(image: &RgbImage, size: u32) -> RgbImage {
+    let (left, top, side) = centre_square(image.width(), image.height());
+    if side == image.width() && side == image.height() {
+        return resize_square(image, size);
     }
-    resize_bilinear(&square, size, size)
+    let square = imageops::crop_imm(image, left, top, side, side).to_image();
+    resize_square(&square, size)
 }
 
 /// The whole contract after decoding: crop, resize to the card's size, normalise.
 pub fn image_to_tensor(image: RgbImage, size: u32, norm: &Normalization) -> Vec<f32> {
-    normalize_chw(&model_view(image, size), norm)
+    normalize_chw(&model_view(&image, size), norm)
 }
 
 /// A test-time-augmentation view of a square CHW tensor.

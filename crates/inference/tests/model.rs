@@ -425,8 +425,8 @@ fn the_model_view_of_a_photo_stored_as_png_gives_the_same_tensor_as_the_photo() 
     let c = classifier(ClassifierConfig::default());
     let size = c.card().input_size();
     for image in synthetic_images(4) {
-        let direct = c.preprocess_image(image.clone());
-        let view = mole_inference::preprocess::model_view(image, size);
+        let view = mole_inference::preprocess::model_view(&image, size);
+        let direct = c.preprocess_image(image);
         assert_eq!(view.dimensions(), (size, size));
         let mut png = Vec::new();
         view.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)

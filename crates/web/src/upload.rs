@@ -274,7 +274,7 @@ pub fn clean_image(
         let view = model_side.map(|side| {
             let image = &image;
             scope.spawn(move || {
-                let view = mole_inference::preprocess::model_view(image.clone(), side);
+                let view = mole_inference::preprocess::model_view(image, side);
                 encode_png(&view).map(|bytes| ModelInput {
                     side: side as i32,
                     bytes,
@@ -403,7 +403,7 @@ mod tests {
         let full = image::load_from_memory(&cleaned.image.bytes)
             .unwrap()
             .to_rgb8();
-        let expected = mole_inference::preprocess::model_view(full, 128);
+        let expected = mole_inference::preprocess::model_view(&full, 128);
         assert_eq!(decoded.to_rgb8(), expected);
     }
 
