@@ -111,9 +111,11 @@ pub struct ReportSummary {
 impl ModelInfo {
     /// Reads the card (required) and the report directory (optional).
     pub fn load(card_path: &Path, report_dir: &Path) -> anyhow::Result<Self> {
-        let card = ModelCard::load(card_path)
+        // Read once: the same text is parsed here and served as shipped at /model/card.json.
+        let card_json = std::fs::read_to_string(card_path)
             .map_err(|e| anyhow::anyhow!("model card {}: {e}", card_path.display()))?;
-        let card_json = std::fs::read_to_string(card_path)?;
+        let card = ModelCard::from_json(&card_json, card_path)
+            .map_err(|e| anyhow::anyhow!("model card {}: {e}", card_path.display()))?;
         let metrics = match std::fs::read_to_string(report_dir.join("metrics.json")) {
             Ok(text) => match serde_json::from_str::<Value>(&text) {
                 Ok(v) => Some(v),
