@@ -1,5 +1,6 @@
-# Sourced by scripts/run and scripts/test: start the local PostgreSQL and Redis when they are down
-# (the commands of this machine's docs), and wait until they answer.
+# Sourced by scripts/run, scripts/test and scripts/bench: start the local PostgreSQL and Redis when
+# they are down (the commands of this machine's docs), and wait until they answer; prepare the small
+# Python environment of the tests and benchmarks.
 ensure_services() {
   if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
     echo "starting PostgreSQL" >&2
@@ -15,4 +16,17 @@ ensure_services() {
   fi
   pg_isready -q -h 127.0.0.1 -p 5432 || { echo "PostgreSQL is not answering on 127.0.0.1:5432" >&2; return 1; }
   redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null || { echo "Redis is not answering on 127.0.0.1:6379" >&2; return 1; }
+}
+
+# The venv `.venv-test` (numpy, pillow, pytest, onnxruntime; no torch), made or repaired when needed,
+# in `venv`; exports ORT_DYLIB_PATH (unless set) as the absolute path of its libonnxruntime.so, since
+# cargo runs each test binary in its own crate's directory.
+ensure_test_venv() {
+  venv=.venv-test
+  if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import numpy, PIL, pytest, onnxruntime" 2>/dev/null; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q -r training/requirements-test.txt onnxruntime==1.32.0
+  fi
+  ORT_DYLIB_PATH=${ORT_DYLIB_PATH:-$(ls "$PWD/$venv"/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* | head -n1)}
+  export ORT_DYLIB_PATH
 }
