@@ -227,3 +227,92 @@ async fn a_claim_hands_out_the_model_view_only_to_a_worker_whose_model_it_was_ma
         b"the full photo"
     );
 }
+
+#[tokio::test]
+async fn a_stale_workers_result_is_refused_and_the_current_holder_completes_the_case_once() {
+    let env = TestEnv::new().await;
+    let id = stored_case(&env).await;
+    // w1 claims with a lease that runs out at once; w2 takes the case over.
+    assert!(matches!(
+        env.store
+            .claim(id, "w1", Duration::ZERO, 5, None)
+            .await
+            .unwrap(),
+        Claim::Claimed { .. }
+    ));
+    assert!(matches!(
+        env.store
+            .claim(id, "w2", Duration::from_secs(30), 5, None)
+            .await
+            .unwrap(),
+        Claim::Claimed { .. }
+    ));
+    // w1 finishes late: refused, nothing written.
+    let late = env
+        .store
+        .complete_batch(&[completion(id, "w1")])
+        .await
+        .unwrap();
+    assert_eq!(late, [CompletionOutcome::Stale]);
+    assert!(env.store.prediction(id).await.unwrap().is_none());
+    assert_eq!(
+        env.store.case(id).await.unwrap().unwrap().status.as_str(),
+        "processing"
+    );
+    // w2, the holder, completes it; the trail credits w2, once.
+    let current = env
+        .store
+        .complete_batch(&[completion(id, "w2")])
+        .await
+        .unwrap();
+    assert_eq!(current, [CompletionOutcome::Completed]);
+    let completed: Vec<_> = env
+        .store
+        .events(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == EventKind::Completed)
+        .collect();
+    assert_eq!(completed.len(), 1);
+    assert_eq!(completed[0].actor, "worker:w2");
+}
+
+#[tokio::test]
+async fn a_case_queued_again_after_its_lease_ran_out_refuses_the_old_workers_result() {
+    let env = TestEnv::new().await;
+    let id = stored_case(&env).await;
+    assert!(matches!(
+        env.store
+            .claim(id, "w1", Duration::ZERO, 5, None)
+            .await
+            .unwrap(),
+        Claim::Claimed { .. }
+    ));
+    // The sweep finds the dead lease and queues the case again.
+    let requeued = env
+        .store
+        .requeue_stranded(
+            Duration::from_secs(3600),
+            10,
+            &mole_storage::Actor::system("recovery"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(requeued.len(), 1);
+    let late = env
+        .store
+        .complete_batch(&[completion(id, "w1")])
+        .await
+        .unwrap();
+    assert_eq!(late, [CompletionOutcome::Stale]);
+    // Nor may it fail the case it no longer holds.
+    assert!(
+        !env.store
+            .fail_claimed(id, "w1", "corrupt_image", "bad")
+            .await
+            .unwrap()
+    );
+    let case = env.store.case(id).await.unwrap().unwrap();
+    assert_eq!(case.status.as_str(), "queued");
+}

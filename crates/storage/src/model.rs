@@ -145,9 +145,16 @@ impl Actor {
         Self(format!("uploader:{short}"))
     }
 
-    /// Someone with the link who is not the uploader.
+    /// Someone with the link who is not the uploader and has no cookie of their own.
     pub fn visitor() -> Self {
         Self("visitor".to_owned())
+    }
+
+    /// Someone with the link who is not the uploader, told apart by a prefix of their own
+    /// cookie token's hash (never the token).
+    pub fn visitor_with(token_hash: &str) -> Self {
+        let short: String = token_hash.chars().take(12).collect();
+        Self(format!("visitor:{short}"))
     }
 
     /// A worker process, by its unique name.
@@ -315,6 +322,19 @@ pub struct NewPrediction {
     pub classes: Vec<ClassProbability>,
 }
 
+/// What the outside sees of a case, read in one statement: the case, its prediction when done,
+/// and the version of its state.
+#[derive(Debug, Clone)]
+pub struct CaseState {
+    /// The case.
+    pub case: Case,
+    /// Its prediction (done and not deleted).
+    pub prediction: Option<Prediction>,
+    /// The id of the case's latest state-changing event (views excluded): changes whenever
+    /// the case's state does, so a live page can tell "seen that" from "something new".
+    pub version: i64,
+}
+
 /// A stored prediction.
 #[derive(Debug, Clone, Serialize)]
 pub struct Prediction {
@@ -349,8 +369,11 @@ pub struct Completion {
 pub enum CompletionOutcome {
     /// The case is now done (this write did it).
     Completed,
-    /// Nothing written: the case was already finished, deleted, or claimed by someone else.
+    /// Nothing written: the case was already finished or deleted (a duplicate job).
     Skipped,
+    /// Refused: the worker no longer holds the case's claim (its lease ran out and the case was
+    /// queued again or taken over); the claim's current holder completes it.
+    Stale,
 }
 
 /// One entry of the audit trail.

@@ -114,6 +114,21 @@ struct PredictionRow {
     created_at: DateTime<Utc>,
 }
 
+/// A case row joined with its prediction (columns prefixed `p_`) and its state version.
+#[derive(FromRow)]
+struct StateRow {
+    #[sqlx(flatten)]
+    case: CaseRow,
+    p_model_version: Option<String>,
+    p_verdict: Option<String>,
+    p_p_malignant: Option<f32>,
+    p_threshold: Option<f32>,
+    p_top_class: Option<String>,
+    p_classes: Option<sqlx::types::Json<Vec<ClassProbability>>>,
+    p_created_at: Option<DateTime<Utc>>,
+    version: Option<i64>,
+}
+
 #[derive(FromRow)]
 struct EventRow {
     id: i64,
@@ -293,6 +308,65 @@ impl Store {
         row.map(Case::try_from).transpose()
     }
 
+    /// The case with its prediction and state version, in one statement (what the case page,
+    /// its JSON and its live stream show); `None` when unknown.
+    pub async fn case_state(&self, id: Uuid) -> Result<Option<CaseState>, StorageError> {
+        let row = sqlx::query_as::<_, StateRow>(
+            "SELECT c.id, c.status, c.created_at, c.updated_at, c.request_id, c.uploader, \
+             c.image_sha256, c.enqueued_at, c.enqueue_count, c.attempts, c.claimed_by, \
+             c.lease_until, c.started_at, c.finished_at, c.error_code, c.error, \
+             c.model_version, c.queue_ms, c.inference_ms, c.batch_size, c.deleted_at, \
+             p.model_version AS p_model_version, p.verdict AS p_verdict, \
+             p.p_malignant AS p_p_malignant, p.threshold AS p_threshold, \
+             p.top_class AS p_top_class, p.classes AS p_classes, p.created_at AS p_created_at, \
+             (SELECT max(e.id) FROM case_events e \
+              WHERE e.case_id = c.id AND e.kind <> 'viewed') AS version \
+             FROM cases c LEFT JOIN predictions p ON p.case_id = c.id WHERE c.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let prediction = match (
+            row.p_model_version,
+            row.p_verdict,
+            row.p_p_malignant,
+            row.p_threshold,
+            row.p_top_class,
+            row.p_classes,
+            row.p_created_at,
+        ) {
+            (
+                Some(model_version),
+                Some(verdict),
+                Some(p_malignant),
+                Some(threshold),
+                Some(top_class),
+                Some(classes),
+                Some(created_at),
+            ) => Some(Prediction {
+                case_id: id,
+                result: NewPrediction {
+                    model_version,
+                    verdict,
+                    p_malignant,
+                    threshold,
+                    top_class,
+                    classes: classes.0,
+                },
+                created_at,
+            }),
+            _ => None,
+        };
+        Ok(Some(CaseState {
+            case: row.case.try_into()?,
+            prediction,
+            version: row.version.unwrap_or(0),
+        }))
+    }
+
     /// The case's stored image; `None` when unknown or deleted.
     pub async fn image(&self, id: Uuid) -> Result<Option<StoredImage>, StorageError> {
         let row = sqlx::query_as::<_, ImageRow>(
@@ -351,23 +425,44 @@ impl Store {
             .collect()
     }
 
-    /// Appends a `viewed` event (the case page was opened).
+    /// Records that `viewer` opened the case page (`viewed` event), at most once per viewer per
+    /// case within `window`. Returns whether an event was written.
+    ///
+    /// The decision is one upsert on `case_views` that only touches the row once the window has
+    /// passed, so two requests at the same moment cannot both write an event.
     pub async fn record_view(
         &self,
         id: Uuid,
-        actor: &Actor,
+        viewer: &Actor,
         request_id: Option<&str>,
-    ) -> Result<(), StorageError> {
-        let mut conn = self.pool.acquire().await?;
+        window: Duration,
+    ) -> Result<bool, StorageError> {
+        let mut tx = self.pool.begin().await?;
+        let fresh: Option<i32> = sqlx::query_scalar(
+            "INSERT INTO case_views (case_id, viewer) VALUES ($1, $2) \
+             ON CONFLICT (case_id, viewer) DO UPDATE SET recorded_at = now() \
+             WHERE case_views.recorded_at <= now() - make_interval(secs => $3) \
+             RETURNING 1",
+        )
+        .bind(id)
+        .bind(viewer.as_str())
+        .bind(window.as_secs_f64())
+        .fetch_optional(&mut *tx)
+        .await?;
+        if fresh.is_none() {
+            return Ok(false);
+        }
         append_event(
-            &mut conn,
+            &mut tx,
             id,
             EventKind::Viewed,
-            actor,
+            viewer,
             request_id,
             json!({}),
         )
-        .await
+        .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Deletes a case: its image and prediction are removed, the row stays as a tombstone with
@@ -395,6 +490,10 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         sqlx::query("DELETE FROM predictions WHERE case_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM case_views WHERE case_id = $1")
             .bind(id)
             .execute(&mut *tx)
             .await?;
@@ -498,8 +597,12 @@ impl Store {
 
     /// Writes a batch of results in one transaction.
     ///
-    /// Idempotent: a case that is already finished or deleted is skipped, and the prediction
-    /// insert does nothing on conflict, so a job run twice completes its case exactly once.
+    /// Only the claim's own worker may complete a case: a completion from a worker that no
+    /// longer holds the claim (its lease ran out and the case was queued again or claimed by
+    /// another worker) is refused as [`CompletionOutcome::Stale`] and writes nothing; the
+    /// current holder completes the case. Idempotent: a case that is already finished or deleted
+    /// is skipped, and the prediction insert does nothing on conflict, so a job run twice
+    /// completes its case exactly once.
     pub async fn complete_batch(
         &self,
         completions: &[Completion],
@@ -511,7 +614,8 @@ impl Store {
                 "UPDATE cases SET status = 'done', finished_at = now(), updated_at = now(), \
                  lease_until = NULL, error_code = NULL, error = NULL, model_version = $2, \
                  queue_ms = $3, inference_ms = $4, batch_size = $5 \
-                 WHERE id = $1 AND status IN ('queued', 'processing') AND deleted_at IS NULL \
+                 WHERE id = $1 AND status = 'processing' AND claimed_by = $6 \
+                 AND deleted_at IS NULL \
                  RETURNING request_id",
             )
             .bind(c.case_id)
@@ -519,10 +623,23 @@ impl Store {
             .bind(c.queue_ms)
             .bind(c.inference_ms)
             .bind(c.batch_size)
+            .bind(&c.worker)
             .fetch_optional(&mut *tx)
             .await?;
             let Some(request_id) = updated else {
-                outcomes.push(CompletionOutcome::Skipped);
+                // Why not: finished or deleted (a duplicate job), or the claim is someone else's.
+                let live: Option<bool> = sqlx::query_scalar(
+                    "SELECT status IN ('queued', 'processing') AND deleted_at IS NULL \
+                     FROM cases WHERE id = $1",
+                )
+                .bind(c.case_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                outcomes.push(if live == Some(true) {
+                    CompletionOutcome::Stale
+                } else {
+                    CompletionOutcome::Skipped
+                });
                 continue;
             };
             let p = &c.prediction;
@@ -574,6 +691,33 @@ impl Store {
     ) -> Result<bool, StorageError> {
         let mut tx = self.pool.begin().await?;
         let failed = fail_locked(&mut tx, id, actor, code, reason).await?;
+        tx.commit().await?;
+        Ok(failed.is_some())
+    }
+
+    /// Fails a case that `worker` holds the claim of (a bad image found by that worker), with a
+    /// reason fit to show to the uploader. Returns false, writing nothing, when the worker no
+    /// longer holds the claim or the case is finished or deleted.
+    pub async fn fail_claimed(
+        &self,
+        id: Uuid,
+        worker: &str,
+        code: &str,
+        reason: &str,
+    ) -> Result<bool, StorageError> {
+        let mut tx = self.pool.begin().await?;
+        let holds: Option<bool> = sqlx::query_scalar(
+            "SELECT COALESCE(status = 'processing' AND claimed_by = $2, false) FROM cases \
+             WHERE id = $1 FOR UPDATE",
+        )
+        .bind(id)
+        .bind(worker)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if holds != Some(true) {
+            return Ok(false);
+        }
+        let failed = fail_locked(&mut tx, id, &Actor::worker(worker), code, reason).await?;
         tx.commit().await?;
         Ok(failed.is_some())
     }

@@ -28,6 +28,10 @@ pub struct JobContext {
     pub max_attempts: i32,
     /// In-handler retries of a transient error before the job goes back to the queue.
     pub transient_retries: u32,
+    /// Images decoded at once. Jobs in hand (`MOLE_WORKER_CONCURRENCY`) may be many; decoding a
+    /// full photo (when no model view was stored for this model) takes tens of megabytes, so
+    /// only this many run at once: the worker's memory stays bounded whatever the concurrency.
+    pub preprocess_slots: tokio::sync::Semaphore,
 }
 
 /// How a job ended (for logs and metrics).
@@ -183,21 +187,27 @@ async fn process(ctx: &JobContext, job: &AnalyseCase) -> Result<JobOutcome, JobE
     info!(attempt = case.attempts, "claimed");
 
     let classifier = ctx.classifier.clone();
+    let slot = ctx
+        .preprocess_slots
+        .acquire()
+        .await
+        .map_err(|e| JobError::Preprocess(e.to_string()))?;
     let preprocessed = tokio::task::spawn_blocking(move || classifier.preprocess(&image.bytes))
         .await
         .map_err(|e| JobError::Preprocess(e.to_string()))?;
+    drop(slot);
     let preprocessed = match preprocessed {
         Ok(p) => p,
         Err(e) if e.is_bad_input() => {
             info!(code = e.code(), reason = %e, "the image cannot be analysed");
-            ctx.store
-                .fail_case(
-                    job.case_id,
-                    &Actor::worker(&ctx.worker_name),
-                    e.code(),
-                    &e.to_string(),
-                )
+            let failed = ctx
+                .store
+                .fail_claimed(job.case_id, &ctx.worker_name, e.code(), &e.to_string())
                 .await?;
+            if !failed {
+                info!("not failed by us: our claim was taken over, or the case ended meanwhile");
+                return Ok(JobOutcome::Skipped);
+            }
             return Ok(JobOutcome::Rejected);
         }
         Err(e) => return Err(JobError::Preprocess(e.to_string())),
@@ -218,6 +228,13 @@ async fn process(ctx: &JobContext, job: &AnalyseCase) -> Result<JobOutcome, JobE
         }
         CompletionOutcome::Skipped => {
             info!("result not written: the case was finished or deleted meanwhile");
+            Ok(JobOutcome::Skipped)
+        }
+        CompletionOutcome::Stale => {
+            warn!(
+                "result refused: our claim ran out and the case was queued again or taken over; \
+                 its current holder completes it"
+            );
             Ok(JobOutcome::Skipped)
         }
     }

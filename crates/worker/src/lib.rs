@@ -250,6 +250,9 @@ pub async fn run(args: WorkerArgs, shutdown: CancellationToken) -> anyhow::Resul
         lease: Duration::from_secs(args.lease_secs),
         max_attempts: args.max_attempts,
         transient_retries: 3,
+        preprocess_slots: tokio::sync::Semaphore::new(
+            std::thread::available_parallelism().map_or(2, |n| n.get()),
+        ),
     });
 
     // apalis ends a worker when Redis fails under it; start a fresh one (with a fresh name)
@@ -366,8 +369,17 @@ async fn spawn_http(
 
 /// Database, Redis and a real forward pass on the inference thread; 503 if any fails.
 async fn healthz(State(state): State<HealthState>) -> impl IntoResponse {
-    let database = state.store.ping().await.map_err(|e| e.to_string());
-    let redis = state.queue.ping().await.map_err(|e| e.to_string());
+    // What works is shown; why something does not goes to the log only.
+    let database = state
+        .store
+        .ping()
+        .await
+        .map_err(|e| warn!(error = %e, "health check: the database does not answer"));
+    let redis = state
+        .queue
+        .ping()
+        .await
+        .map_err(|e| warn!(error = %e, "health check: Redis does not answer"));
     let model = tokio::time::timeout(Duration::from_secs(10), state.batcher.probe())
         .await
         .unwrap_or_else(|_| Err("the forward pass took longer than 10 s".to_owned()));
@@ -377,19 +389,18 @@ async fn healthz(State(state): State<HealthState>) -> impl IntoResponse {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let check = |r: &Result<(), String>| match r {
-        Ok(()) => serde_json::json!({ "ok": true }),
-        Err(e) => serde_json::json!({ "ok": false, "error": e }),
-    };
     let body = serde_json::json!({
         "status": if healthy { "ok" } else { "unhealthy" },
         "worker": state.worker_name,
         "model_version": state.model_version,
-        "database": check(&database),
-        "redis": check(&redis),
+        "database": { "ok": database.is_ok() },
+        "redis": { "ok": redis.is_ok() },
         "forward_pass": match &model {
             Ok(d) => serde_json::json!({ "ok": true, "ms": d.as_secs_f64() * 1000.0 }),
-            Err(e) => serde_json::json!({ "ok": false, "error": e }),
+            Err(e) => {
+                warn!(error = %e, "health check: the forward pass failed");
+                serde_json::json!({ "ok": false })
+            }
         },
     });
     (status, Json(body))
