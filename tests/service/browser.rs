@@ -1,10 +1,10 @@
 //! In a real browser (headless Chromium driven through chromedriver): upload a lesion photo and
-//! see the verdict appear on the case page without reloading it.
+//! see the verdict appear on the case page without reloading it, also when the web process
+//! restarts while the page waits (the page's stream resumes).
 //!
 //! Needs `chromium` and `chromedriver` (Debian: `apt-get install chromium chromium-driver`);
 //! `CHROMEDRIVER` and `CHROME` override their paths.
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -26,23 +26,6 @@ impl Drop for Driver {
     }
 }
 
-/// A directory removed when dropped (a fresh browser profile).
-struct TempDir(std::path::PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn start_chromedriver() -> Driver {
     let binary = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".to_owned());
     let port = free_port();
@@ -55,12 +38,10 @@ async fn start_chromedriver() -> Driver {
         .unwrap_or_else(|e| {
             panic!("cannot start {binary} ({e}); install chromium and chromium-driver")
         });
-    let profile = std::env::temp_dir().join(format!("mole-chrome-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&profile).unwrap();
     let driver = Driver {
         child,
         url: format!("http://127.0.0.1:{port}"),
-        _profile: TempDir(profile),
+        _profile: TempDir::new("chrome"),
     };
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -74,12 +55,9 @@ async fn start_chromedriver() -> Driver {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn in_a_real_browser_an_uploaded_photo_shows_its_verdict_without_a_reload() {
-    let env = TestEnv::new().await;
-    let app = App::spawn(&env).await;
+/// A headless Chromium session through a fresh chromedriver (both end when dropped/closed).
+async fn browser() -> (Driver, fantoccini::Client) {
     let driver = start_chromedriver().await;
-
     let mut options = json!({
         "args": [
             "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -98,6 +76,24 @@ async fn in_a_real_browser_an_uploaded_photo_shows_its_verdict_without_a_reload(
         .connect(&driver.url)
         .await
         .expect("a browser session");
+    (driver, browser)
+}
+
+/// Prints what the browser showed when a step failed, then closes it.
+async fn finish(browser: fantoccini::Client, outcome: &Result<(), fantoccini::error::CmdError>) {
+    if outcome.is_err() {
+        let url = browser.current_url().await.map(|u| u.to_string());
+        let source = browser.source().await.unwrap_or_default();
+        eprintln!("browser at {url:?}:\n{source}");
+    }
+    let _ = browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn in_a_real_browser_an_uploaded_photo_shows_its_verdict_without_a_reload() {
+    let env = TestEnv::new().await;
+    let app = App::spawn(&env).await;
+    let (_driver, browser) = browser().await;
 
     let outcome = async {
         browser.goto(&app.url("/")).await?;
@@ -145,13 +141,68 @@ async fn in_a_real_browser_an_uploaded_photo_shows_its_verdict_without_a_reload(
         Ok::<(), fantoccini::error::CmdError>(())
     }
     .await;
-    if outcome.is_err() {
-        // What the browser showed, to tell why a step failed.
-        let url = browser.current_url().await.map(|u| u.to_string());
-        let source = browser.source().await.unwrap_or_default();
-        eprintln!("browser at {url:?}:\n{source}");
-    }
-    let _ = browser.close().await;
+    finish(browser, &outcome).await;
     outcome.expect("browser steps");
     app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn in_a_real_browser_the_verdict_arrives_on_a_stream_that_resumed_after_a_web_restart() {
+    let env = TestEnv::new().await;
+    let port = free_port();
+    let web = WebProcess::spawn(&env, port, &[]).await;
+    let (_driver, browser) = browser().await;
+
+    let outcome = async {
+        browser.goto(&web.url("/")).await?;
+        let photo = fixture_images().remove(9);
+        browser
+            .find(Locator::Id("photo-file"))
+            .await?
+            .send_keys(&photo.display().to_string())
+            .await?;
+        browser.find(Locator::Id("submit")).await?.click().await?;
+        browser
+            .wait()
+            .at_most(PATIENCE)
+            .for_element(Locator::Id("status-text"))
+            .await?;
+        browser
+            .execute("window.__stayed = true; return true;", vec![])
+            .await?;
+        let live = browser
+            .execute("return document.body.getAttribute('data-live');", vec![])
+            .await?;
+        assert_eq!(live, json!("stream"), "the page follows the event stream");
+
+        // The web process restarts (SIGTERM, as a deploy does) while the page waits, then a
+        // worker analyses the photo: the browser reconnects its stream to the new process.
+        web.terminate();
+        let web = WebProcess::spawn(&env, port, &[]).await;
+        let worker = InProcessWorker::spawn(env.worker_args());
+        let verdict = browser
+            .wait()
+            .at_most(PATIENCE)
+            .for_element(Locator::Id("verdict"))
+            .await?;
+        assert!(!verdict.text().await?.is_empty());
+        let stayed = browser
+            .execute("return window.__stayed === true;", vec![])
+            .await?;
+        assert_eq!(stayed, json!(true), "the page was reloaded");
+        let live = browser
+            .execute("return document.body.getAttribute('data-live');", vec![])
+            .await?;
+        assert_eq!(
+            live,
+            json!("stream"),
+            "the stream resumed (no fallback to polling)"
+        );
+        worker.stop().await.unwrap();
+        drop(web);
+        Ok::<(), fantoccini::error::CmdError>(())
+    }
+    .await;
+    finish(browser, &outcome).await;
+    outcome.expect("browser steps");
 }

@@ -94,6 +94,8 @@ pub fn distinct_images(n: usize) -> Vec<(String, Vec<u8>)> {
 /// A private database and queue namespace, removed when dropped.
 pub struct TestEnv {
     pub db_name: String,
+    /// The server's admin URL the database was created from.
+    pub base_url: String,
     pub database_url: String,
     pub redis_url: String,
     pub queue: String,
@@ -117,7 +119,13 @@ fn with_database(base: &str, name: &str) -> String {
 
 impl TestEnv {
     pub async fn new() -> Self {
-        let base = base_database_url();
+        Self::on(&base_database_url(), &redis_url()).await
+    }
+
+    /// A private database and namespace on the given servers (e.g. a [`PrivatePostgres`] and a
+    /// [`PrivateRedis`] that a fault test restarts).
+    pub async fn on(base: &str, redis: &str) -> Self {
+        let base = base.to_owned();
         let db_name = format!("mole_test_{}", Uuid::new_v4().simple());
         let mut admin = sqlx::PgConnection::connect(&base)
             .await
@@ -135,11 +143,12 @@ impl TestEnv {
             .unwrap();
         store.migrate().await.unwrap();
         let queue = format!("mole-test:{}", Uuid::new_v4().simple());
-        let jobs = JobQueue::connect(&redis_url(), &queue).await.unwrap();
+        let jobs = JobQueue::connect(redis, &queue).await.unwrap();
         Self {
             db_name,
+            base_url: base,
             database_url,
-            redis_url: redis_url(),
+            redis_url: redis.to_owned(),
             queue,
             store,
             jobs,
@@ -165,7 +174,11 @@ impl TestEnv {
             max_megapixels: 50.0,
             min_image_side: 32,
             max_uploads_in_flight: 64,
+            upload_buffer: 256 * 1024 * 1024,
+            request_timeout_secs: 30,
             sse_resync_secs: 15,
+            max_streams: 2000,
+            view_window_secs: 3600,
             model: model_path(),
             model_report: None,
         }
@@ -186,6 +199,20 @@ impl TestEnv {
             http_port: None,
             name: "test".to_owned(),
         }
+    }
+
+    /// Environment for a `mole serve` process on `port`, matching [`TestEnv::serve_args`].
+    pub fn serve_env(&self, port: u16) -> Vec<(&'static str, String)> {
+        vec![
+            ("DATABASE_URL", self.database_url.clone()),
+            ("REDIS_URL", self.redis_url.clone()),
+            ("MOLE_QUEUE", self.queue.clone()),
+            ("MOLE_MODEL", model_path().display().to_string()),
+            ("PORT", port.to_string()),
+            ("MOLE_BIND", "127.0.0.1".to_owned()),
+            ("MOLE_LOG_FORMAT", "text".to_owned()),
+            ("RUST_LOG", "info".to_owned()),
+        ]
     }
 
     /// Environment for a `mole worker` process matching [`TestEnv::worker_args`].
@@ -233,7 +260,7 @@ impl TestEnv {
 
 impl Drop for TestEnv {
     fn drop(&mut self) {
-        let base = base_database_url();
+        let base = self.base_url.clone();
         let db = self.db_name.clone();
         let queue = self.queue.clone();
         let redis = self.redis_url.clone();
@@ -276,6 +303,7 @@ impl Drop for TestEnv {
 pub struct App {
     pub base: String,
     pub shutdown: CancellationToken,
+    pub live: mole_web::live::Live,
     handle: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
@@ -290,10 +318,12 @@ impl App {
             .await
             .expect("web server starts");
         let addr = server.local_addr().unwrap();
+        let live = server.live();
         let handle = tokio::spawn(server.run());
         Self {
             base: format!("http://{addr}"),
             shutdown,
+            live,
             handle,
         }
     }
@@ -352,6 +382,12 @@ impl WorkerProcess {
         }
     }
 
+    /// SIGKILL: the worker dies mid-work without a word.
+    pub fn kill(mut self) {
+        signal(self.child.id(), "KILL");
+        let _ = self.child.wait();
+    }
+
     /// Sends SIGTERM and waits for a graceful exit; returns whether it exited successfully.
     pub fn terminate(mut self) -> bool {
         let _ = Command::new("kill")
@@ -376,6 +412,260 @@ impl Drop for WorkerProcess {
             let _ = self.child.wait();
         }
     }
+}
+
+/// A TCP port free at the moment of asking (for a server that must keep its port across a
+/// restart).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A directory removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("mole-{name}-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Waits until `ready` says yes (bounded by [`PATIENCE`]).
+pub async fn eventually(what: &str, mut ready: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !ready().await {
+        assert!(Instant::now() < deadline, "gave up waiting: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A PostgreSQL server of this test's own (initdb in a temp dir, a free port), which the test
+/// may stop and start: fault tests never touch the shared server other tests use.
+pub struct PrivatePostgres {
+    dir: TempDir,
+    pub port: u16,
+}
+
+const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+/// Runs a PostgreSQL tool as the `postgres` user when we are root (initdb refuses root).
+fn pg_tool(tool: &str) -> Command {
+    let path = format!("{PG_BIN}/{tool}");
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    if root {
+        let mut cmd = Command::new("runuser");
+        cmd.args(["-u", "postgres", "--", &path]);
+        cmd
+    } else {
+        Command::new(path)
+    }
+}
+
+impl PrivatePostgres {
+    pub fn start() -> Self {
+        let dir = TempDir::new("pg");
+        let _ = Command::new("chown")
+            .args(["postgres:postgres", &dir.0.display().to_string()])
+            .status();
+        let data = dir.0.join("data");
+        let status = pg_tool("initdb")
+            .args([
+                "-D",
+                &data.display().to_string(),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+            ])
+            .args(["--no-sync", "-E", "UTF8"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .status()
+            .expect("run initdb");
+        assert!(status.success(), "initdb failed");
+        let pg = Self {
+            dir,
+            port: free_port(),
+        };
+        pg.up();
+        pg
+    }
+
+    fn ctl(&self, args: &[&str]) -> bool {
+        let data = self.dir.0.join("data").display().to_string();
+        let log = self.dir.0.join("log").display().to_string();
+        let options = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off",
+            self.port,
+            self.dir.0.display()
+        );
+        pg_tool("pg_ctl")
+            .args(["-D", &data, "-l", &log, "-o", &options, "-w", "-t", "60"])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .status()
+            .expect("run pg_ctl")
+            .success()
+    }
+
+    /// Starts the server (again), on the same port.
+    pub fn up(&self) {
+        assert!(self.ctl(&["start"]), "PostgreSQL did not start");
+    }
+
+    /// Stops the server at once (`-m immediate`: like a crash, open connections are cut).
+    pub fn down(&self) {
+        assert!(
+            self.ctl(&["stop", "-m", "immediate"]),
+            "PostgreSQL did not stop"
+        );
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        self.ctl(&["stop", "-m", "immediate"]);
+    }
+}
+
+/// A Redis server of this test's own (a free port, no persistence), which the test may flush,
+/// stop and start.
+pub struct PrivateRedis {
+    child: Option<Child>,
+    pub port: u16,
+}
+
+impl PrivateRedis {
+    pub fn start() -> Self {
+        let mut redis = Self {
+            child: None,
+            port: free_port(),
+        };
+        redis.up();
+        redis
+    }
+
+    /// Starts the server (again, empty), on the same port, and waits until it answers.
+    pub fn up(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--loglevel", "warning"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not come up");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Kills the server (SIGKILL: whatever it held is gone).
+    pub fn down(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.down();
+    }
+}
+
+/// `mole serve` as a separate process on a fixed port (killed when dropped).
+pub struct WebProcess {
+    child: Child,
+    pub port: u16,
+}
+
+impl WebProcess {
+    /// Starts `mole serve` on `port` and waits until `/healthz` answers.
+    pub async fn spawn(env: &TestEnv, port: u16, extra: &[(&str, &str)]) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mole"));
+        cmd.arg("serve")
+            .current_dir(root())
+            .stdin(Stdio::null())
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::inherit());
+        for (k, v) in env.serve_env(port) {
+            cmd.env(k, v);
+        }
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        let web = Self {
+            child: cmd.spawn().expect("start `mole serve`"),
+            port,
+        };
+        let url = web.url("/healthz");
+        eventually("mole serve answers", async || {
+            reqwest::get(&url).await.is_ok()
+        })
+        .await;
+        web
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// SIGTERM (a restart by the platform) and wait for the exit.
+    pub fn terminate(mut self) {
+        signal(self.child.id(), "TERM");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("mole serve did not stop on SIGTERM");
+    }
+}
+
+impl Drop for WebProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Sends a signal (`TERM`, `KILL`) to a process we started.
+pub fn signal(pid: u32, name: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status();
 }
 
 /// An HTTP client that does not follow redirects (tests look at them).

@@ -3,9 +3,12 @@
 
 mod common;
 
+mod access;
 mod browser;
 mod burst;
 mod end_to_end;
+mod faults;
+mod hardening;
 mod live;
 mod model_page;
 mod recovery;

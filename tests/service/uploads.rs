@@ -1,5 +1,6 @@
 //! The upload path: validation by content, idempotent re-submission, deletion by the uploader,
-//! views in the audit trail, pages that work without JavaScript, health and metrics.
+//! views in the audit trail, pages that work without JavaScript, back-pressure, health and
+//! metrics.
 
 use mole_storage::EventKind;
 
@@ -132,11 +133,20 @@ async fn only_the_uploader_can_delete_a_case_and_its_photo_and_the_trail_says_wh
         .unwrap();
     assert!(page.contains("id=\"delete\""));
     assert!(page.contains("<noscript><meta http-equiv=\"refresh\""));
+    // Only the uploader sees the photo: without their cookie the link is not enough.
     let photo = client
         .get(app.url(&format!("{location}/image")))
         .send()
         .await
         .unwrap();
+    assert_eq!(photo.status(), 403);
+    let photo = client
+        .get(app.url(&format!("{location}/image")))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(photo.status(), 200);
     assert_eq!(photo.headers()["content-type"], "image/png");
 
     let deleted = client
@@ -168,7 +178,14 @@ async fn only_the_uploader_can_delete_a_case_and_its_photo_and_the_trail_says_wh
         env.store.image(id).await.unwrap().is_none(),
         "the photo is gone"
     );
-    assert_eq!(case_json(&client, &app, id).await["status"], "deleted");
+    let json = client
+        .get(app.url(&format!("/api/cases/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json.status(), 410);
+    let json: serde_json::Value = json.json().await.unwrap();
+    assert_eq!(json["error"]["code"], "deleted");
 
     let events = env.store.events(id).await.unwrap();
     let views: Vec<&str> = events
@@ -318,5 +335,61 @@ async fn bad_files_get_a_clear_error_each_and_the_server_keeps_serving() {
     assert_eq!(stored, 0, "refused files leave no case behind");
     let id = upload_case(&client, &app, "good.jpg", photo).await;
     assert!(env.store.case(id).await.unwrap().is_some());
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_senders_hold_no_decode_slot_and_are_cut_off_by_the_request_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let env = TestEnv::new().await;
+    let mut args = env.serve_args();
+    // One decode slot only, and a short request timeout.
+    args.max_uploads_in_flight = 1;
+    args.request_timeout_secs = 3;
+    let app = App::spawn_with(args).await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+
+    // Eight clients start an upload and stall in the middle of the body.
+    let mut stalled = Vec::new();
+    for _ in 0..8 {
+        let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let head = format!(
+            "POST /cases HTTP/1.1\r\nHost: {addr}\r\n\
+             Content-Type: multipart/form-data; boundary=xyz\r\nContent-Length: 1000000\r\n\r\n\
+             --xyz\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"a.jpg\"\r\n\
+             Content-Type: image/jpeg\r\n\r\n"
+        );
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        tcp.write_all(&[0xFF, 0xD8, 0xFF, 0xE0]).await.unwrap();
+        stalled.push(tcp);
+    }
+    // Meanwhile an ordinary upload is taken: nobody holds the decode slot while sending.
+    let client = http();
+    let response = upload(
+        &client,
+        &app,
+        "lesion.jpg",
+        read(&fixture_images()[4]),
+        None,
+        true,
+    )
+    .await;
+    assert_eq!(
+        response.status(),
+        201,
+        "the stalled bodies blocked an upload"
+    );
+
+    // The stalled ones are answered 408 once the request timeout has passed.
+    for mut tcp in stalled {
+        let mut answer = vec![0u8; 64];
+        let n = tokio::time::timeout(PATIENCE, tcp.read(&mut answer))
+            .await
+            .expect("an answer within the timeout")
+            .unwrap();
+        let line = String::from_utf8_lossy(&answer[..n]);
+        assert!(line.starts_with("HTTP/1.1 408"), "{line}");
+    }
     app.stop().await;
 }

@@ -1,27 +1,33 @@
 //! A case: its page (with live updates), its JSON, its event stream, its photo, its deletion.
+//!
+//! Every route takes a [`CaseAccess`], which parses the id, loads the case, refuses deleted cases
+//! and decides whether the caller may do what the route does ([`crate::access`]).
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
-use futures::Stream;
-use mole_storage::{Actor, Case, CaseEvent};
-use tokio::sync::{broadcast, mpsc};
-use tokio_stream::wrappers::ReceiverStream;
-use tracing::{Instrument, debug, warn};
-use uuid::Uuid;
+use mole_storage::{CaseEvent, CaseState};
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::AppState;
+use crate::access::{CaseAccess, Delete, Right, SeePhoto};
 use crate::error::AppError;
-use crate::identity::{RequestId, Uploader};
-use crate::live::HubEvent;
+use crate::identity::RequestId;
+use crate::live::{Snapshot, StreamSlot};
 use crate::views::CaseView;
+
+/// How soon a browser reconnects a cut stream (after a web restart, say), in the SSE `retry`.
+const STREAM_RETRY: Duration = Duration::from_secs(1);
 
 /// The case page.
 #[derive(Template, WebTemplate)]
@@ -29,26 +35,27 @@ use crate::views::CaseView;
 pub struct CasePage {
     /// The case.
     pub view: CaseView,
-    /// Whether the visitor uploaded it (may delete it, sees its photo and history).
+    /// The live part, rendered (the same HTML the live stream sends).
+    pub panel: String,
+    /// Whether the caller may see the photo and delete the case (the uploader).
     pub is_uploader: bool,
-    /// The audit trail (shown to the uploader).
+    /// The audit trail (shown to those who may see it).
     pub events: Vec<EventLine>,
 }
 
-/// The live part of the case page, re-fetched by the page's script when the status changes.
-#[derive(Template, WebTemplate)]
+/// The live part of the case page: status and result, the same for everyone who may see it.
+/// Sent inside every live event, and served alone as the polling fallback.
+#[derive(Template)]
 #[template(path = "case_panel.html")]
-pub struct CasePanel {
+pub struct CasePanel<'a> {
     /// The case.
-    pub view: CaseView,
-    /// Whether the visitor uploaded it.
-    pub is_uploader: bool,
+    pub view: &'a CaseView,
 }
 
 /// One line of the history shown on the page.
 #[derive(Debug, Clone)]
 pub struct EventLine {
-    /// Time, `HH:MM:SS.mmm UTC`.
+    /// Time, `YYYY-MM-DD HH:MM:SS.mmm UTC`.
     pub at: String,
     /// Event kind.
     pub kind: String,
@@ -66,45 +73,64 @@ impl From<&CaseEvent> for EventLine {
     }
 }
 
-fn parse_id(raw: &str) -> Result<Uuid, AppError> {
-    Uuid::parse_str(raw).map_err(|_| AppError::NotFound)
+/// The `data` of a live event: the case JSON and the page's panel, so the page needs no second
+/// request to show a change.
+#[derive(Serialize)]
+struct LiveEvent<'a> {
+    #[serde(flatten)]
+    view: &'a CaseView,
+    /// The state's version (also the event id).
+    version: i64,
+    /// The panel's HTML.
+    html: &'a str,
 }
 
-async fn load_case(app: &AppState, id: Uuid) -> Result<Case, AppError> {
-    app.store.case(id).await?.ok_or(AppError::NotFound)
+fn view_of(state: &CaseState) -> CaseView {
+    CaseView::new(&state.case, state.prediction.as_ref())
 }
 
-/// The case's view, reading the prediction only when there is one.
-pub async fn load_view(app: &AppState, case: &Case) -> Result<CaseView, AppError> {
-    let prediction = if case.status == mole_storage::CaseStatus::Done && !case.is_deleted() {
-        app.store.prediction(case.id).await?
-    } else {
-        None
-    };
-    Ok(CaseView::new(case, prediction.as_ref()))
+fn render_panel(view: &CaseView) -> Result<String, AppError> {
+    CasePanel { view }
+        .render()
+        .map_err(|e| AppError::internal(format!("rendering the case panel failed: {e}")))
 }
 
-/// `GET /cases/{id}`: the page. Records who viewed it.
+/// What a case's live streams send for `state` (rendered once per change, for every stream).
+pub fn snapshot(state: &CaseState) -> Snapshot {
+    let view = view_of(state);
+    let html = render_panel(&view).unwrap_or_else(|e| {
+        tracing::error!(error = ?e, "the live panel could not be rendered; sending the JSON only");
+        String::new()
+    });
+    let data = serde_json::to_string(&LiveEvent {
+        view: &view,
+        version: state.version,
+        html: &html,
+    })
+    .expect("a case view serialises");
+    Snapshot {
+        version: state.version,
+        terminal: view.is_terminal(),
+        data,
+    }
+}
+
+/// `GET /cases/{id}`: the page. Records the view (once per viewer per window).
 pub async fn page(
     State(app): State<AppState>,
-    Path(id): Path<String>,
     RequestId(request_id): RequestId,
-    uploader: Uploader,
+    access: CaseAccess,
 ) -> Result<Response, AppError> {
-    let id = parse_id(&id)?;
-    let case = load_case(&app, id).await?;
-    if case.is_deleted() {
-        return Err(AppError::Gone);
-    }
-    let is_uploader = uploader.owns(&case.uploader);
-    let actor = if is_uploader {
-        Actor::uploader(&case.uploader)
-    } else {
-        Actor::visitor()
-    };
-    app.store.record_view(id, &actor, Some(&request_id)).await?;
-    let view = load_view(&app, &case).await?;
-    let events = if is_uploader {
+    let id = access.id();
+    app.store
+        .record_view(
+            id,
+            &access.caller.actor(),
+            Some(&request_id),
+            app.config.view_window,
+        )
+        .await?;
+    let events = if access.may(Right::SeeHistory) {
         app.store
             .events(id)
             .await?
@@ -114,58 +140,49 @@ pub async fn page(
     } else {
         Vec::new()
     };
+    let view = view_of(&access.state);
+    let panel = render_panel(&view)?;
     Ok(CasePage {
         view,
-        is_uploader,
+        panel,
+        is_uploader: access.may(Right::SeePhoto),
         events,
     }
     .into_response())
 }
 
-/// `GET /cases/{id}/panel`: the live part of the page as an HTML fragment.
-pub async fn panel(
-    State(app): State<AppState>,
-    Path(id): Path<String>,
-    uploader: Uploader,
-) -> Result<Response, AppError> {
-    let id = parse_id(&id)?;
-    let case = load_case(&app, id).await?;
-    let is_uploader = uploader.owns(&case.uploader);
-    let view = load_view(&app, &case).await?;
-    Ok(CasePanel { view, is_uploader }.into_response())
+/// `GET /cases/{id}/panel`: the live part of the page as an HTML fragment (what a page that
+/// cannot hold a stream polls).
+pub async fn panel(access: CaseAccess) -> Result<Response, AppError> {
+    let html = render_panel(&view_of(&access.state))?;
+    Ok((
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        axum::response::Html(html),
+    )
+        .into_response())
 }
 
-/// `GET /api/cases/{id}`: the case as JSON (also the polling fallback of the page).
-pub async fn json(State(app): State<AppState>, Path(id): Path<String>) -> Response {
-    let result = async {
-        let id = parse_id(&id)?;
-        let case = load_case(&app, id).await?;
-        load_view(&app, &case).await
-    }
-    .await;
-    match result {
-        Ok(view) => (
-            [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
-            Json(view),
-        )
-            .into_response(),
-        Err(e) => e.into_json_response(),
-    }
+/// `GET /api/cases/{id}`: the case as JSON.
+pub async fn json(access: CaseAccess) -> Response {
+    (
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        Json(view_of(&access.state)),
+    )
+        .into_response()
 }
 
-/// `GET /cases/{id}/image`: the stored (metadata-free) photo.
+/// `GET /cases/{id}/image`: the stored (metadata-free) photo; the uploader's only.
 pub async fn image(
     State(app): State<AppState>,
-    Path(id): Path<String>,
+    access: CaseAccess<SeePhoto>,
 ) -> Result<Response, AppError> {
-    let id = parse_id(&id)?;
-    let case = load_case(&app, id).await?;
-    if case.is_deleted() {
-        return Err(AppError::Gone);
-    }
-    let image = app.store.image(id).await?.ok_or(AppError::NotFound)?;
+    let image = app
+        .store
+        .image(access.id())
+        .await?
+        .ok_or_else(|| AppError::internal("a live case has no stored image"))?;
     let content_type = HeaderValue::from_str(&image.content_type)
-        .map_err(|e| AppError::Internal(e.to_string()))?;
+        .map_err(|e| AppError::internal(format!("stored content type: {e}")))?;
     Ok((
         [
             (header::CONTENT_TYPE, content_type),
@@ -181,20 +198,15 @@ pub async fn image(
 
 async fn delete_case(
     app: &AppState,
-    id: &str,
+    access: &CaseAccess<Delete>,
     request_id: &str,
-    uploader: &Uploader,
 ) -> Result<(), AppError> {
-    let id = parse_id(id)?;
-    let case = load_case(app, id).await?;
-    if !uploader.owns(&case.uploader) {
-        return Err(AppError::Forbidden);
-    }
-    if !app
+    let deleted = app
         .store
-        .delete_case(id, &Actor::uploader(&case.uploader), Some(request_id))
-        .await?
-    {
+        .delete_case(access.id(), &access.caller.actor(), Some(request_id))
+        .await?;
+    if !deleted {
+        // Deleted by a request that passed the access check at the same moment.
         return Err(AppError::Gone);
     }
     Ok(())
@@ -203,109 +215,89 @@ async fn delete_case(
 /// `POST /cases/{id}/delete`: the page's delete button (works without JavaScript).
 pub async fn delete_form(
     State(app): State<AppState>,
-    Path(id): Path<String>,
     RequestId(request_id): RequestId,
-    uploader: Uploader,
+    access: CaseAccess<Delete>,
 ) -> Result<Response, AppError> {
-    delete_case(&app, &id, &request_id, &uploader).await?;
+    delete_case(&app, &access, &request_id).await?;
     Ok(Redirect::to("/?deleted").into_response())
 }
 
 /// `DELETE /api/cases/{id}`: deletion for API clients; 204 when done.
 pub async fn delete_json(
     State(app): State<AppState>,
-    Path(id): Path<String>,
     RequestId(request_id): RequestId,
-    uploader: Uploader,
-) -> Response {
-    match delete_case(&app, &id, &request_id, &uploader).await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => e.into_json_response(),
-    }
+    access: CaseAccess<Delete>,
+) -> Result<StatusCode, AppError> {
+    delete_case(&app, &access, &request_id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
-/// `GET /cases/{id}/events`: server-sent events. Sends `status` (the case JSON) now and on every
-/// change, and ends after a final state (done, failed, deleted).
+/// `GET /cases/{id}/events`: server-sent events. Sends `status` (the case JSON with the page's
+/// panel, its version as the event id) now and on every change, and ends after a final state
+/// (done, failed, deleted). A reconnecting client's `Last-Event-ID` skips the state it already
+/// has. Beyond `MOLE_MAX_STREAMS` open streams: 429, and the page polls instead.
 pub async fn events(
     State(app): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, AppError> {
-    let id = parse_id(&id)?;
-    // 404 up front rather than an empty stream.
-    load_case(&app, id).await?;
-    let (tx, rx) = mpsc::channel(8);
-    // Subscribe before the first read, so no change can fall between the read and the listen.
-    let signals = app.hub.subscribe();
-    let span = tracing::info_span!("sse", case_id = %id);
-    tokio::spawn(stream_case(app, id, signals, tx).instrument(span));
-    Ok(Sse::new(ReceiverStream::new(rx)).keep_alive(KeepAlive::default()))
+    headers: HeaderMap,
+    access: CaseAccess,
+) -> Result<Response, AppError> {
+    let slot = app.live.open_stream().ok_or(AppError::Overloaded)?;
+    let seen = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<i64>().ok());
+    let stream = StreamState {
+        snapshots: app.live.follow(access.id()),
+        seen,
+        done: false,
+        shutdown: app.shutdown.clone(),
+        _slot: slot,
+    };
+    let events = futures::stream::unfold(stream, next_event);
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response())
 }
 
-struct StreamGauge;
+struct StreamState {
+    snapshots: watch::Receiver<Option<Arc<Snapshot>>>,
+    /// The version the client has (sent by us, or named by its `Last-Event-ID`).
+    seen: Option<i64>,
+    done: bool,
+    shutdown: CancellationToken,
+    _slot: StreamSlot,
+}
 
-impl StreamGauge {
-    fn open() -> Self {
-        metrics::gauge!("mole_sse_streams").increment(1.0);
-        StreamGauge
+async fn next_event(mut s: StreamState) -> Option<(Result<Event, Infallible>, StreamState)> {
+    if s.done {
+        return None;
     }
-}
-
-impl Drop for StreamGauge {
-    fn drop(&mut self) {
-        metrics::gauge!("mole_sse_streams").decrement(1.0);
-    }
-}
-
-async fn stream_case(
-    app: AppState,
-    id: Uuid,
-    mut signals: broadcast::Receiver<HubEvent>,
-    tx: mpsc::Sender<Result<Event, Infallible>>,
-) {
-    let _gauge = StreamGauge::open();
-    let resync = Duration::from_secs(app.config.sse_resync_secs);
-    let mut last: Option<(&'static str, bool)> = None;
+    let mut closed = false;
     loop {
-        let view = match load_case(&app, id).await {
-            Ok(case) => load_view(&app, &case).await,
-            Err(e) => Err(e),
-        };
-        match view {
-            Ok(view) => {
-                let key = (view.status, view.result.is_some());
-                if last != Some(key) {
-                    last = Some(key);
-                    let event = Event::default()
-                        .event("status")
-                        .json_data(&view)
-                        .expect("a case view serialises");
-                    if tx.send(Ok(event)).await.is_err() {
-                        return;
-                    }
-                    if view.is_terminal() {
-                        debug!(status = view.status, "final state sent; closing the stream");
-                        return;
-                    }
-                }
+        let current = s.snapshots.borrow_and_update().clone();
+        if let Some(snapshot) = current {
+            if s.seen != Some(snapshot.version) {
+                s.seen = Some(snapshot.version);
+                s.done = snapshot.terminal;
+                let event = Event::default()
+                    .event("status")
+                    .id(snapshot.version.to_string())
+                    .retry(STREAM_RETRY)
+                    .data(snapshot.data.as_str());
+                return Some((Ok(event), s));
             }
-            // The database is away: keep the stream, try again on the next signal or tick.
-            Err(e) => warn!(error = %e, "cannot read the case for its stream"),
+            if snapshot.terminal {
+                // The client already has the final state.
+                return None;
+            }
         }
-        // Wait for something that concerns this case, or re-read after `resync` regardless.
-        let deadline = tokio::time::sleep(resync);
-        tokio::pin!(deadline);
-        loop {
-            tokio::select! {
-                _ = app.shutdown.cancelled() => return,
-                _ = tx.closed() => return,
-                _ = &mut deadline => break,
-                signal = signals.recv() => match signal {
-                    Ok(HubEvent::Changed(changed)) if changed == id => break,
-                    Ok(HubEvent::Changed(_)) => continue,
-                    Ok(HubEvent::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => break,
-                    Err(broadcast::error::RecvError::Closed) => return,
-                },
-            }
+        if closed {
+            // The watch ended (server shutting down): the client reconnects to another process.
+            return None;
+        }
+        tokio::select! {
+            changed = s.snapshots.changed() => closed = changed.is_err(),
+            _ = s.shutdown.cancelled() => return None,
         }
     }
 }

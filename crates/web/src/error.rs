@@ -1,10 +1,27 @@
-//! The one error type of the request path: logs the cause, shows the person a clear message with
-//! a stable code, never internal details.
+//! The one error type of the request path, typed to the edge: the person sees a clear message, a
+//! stable code and, for our own failures, the request id to quote; the cause goes to the log only.
+//!
+//! - Refusals (not found, deleted, forbidden, a bad upload, busy) say what happened.
+//! - [`AppError::Unavailable`]: the database or Redis is away for a moment (connection lost, pool
+//!   exhausted, restarting): 503 with `Retry-After`.
+//! - [`AppError::Internal`]: a bug or an inconsistency on our side: 500 with the request id.
+//!
+//! Handlers return `AppError`; its response carries an [`ErrorReply`] and [`render`] (a
+//! middleware, which knows the request) writes the body: JSON for `/api/` and for clients that
+//! ask for JSON, else an HTML page; both with the request id.
 
 use askama::Template;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+
+/// Any error, boxed.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Seconds a client is asked to wait after a 429 or 503.
+const RETRY_AFTER_SECS: &str = "2";
 
 /// What went wrong while answering a request.
 #[derive(Debug, thiserror::Error)]
@@ -28,29 +45,50 @@ pub enum AppError {
         /// 413 for size, 415/422 for content, 400 for a malformed form.
         status: StatusCode,
     },
-    /// Too many uploads at once; try again shortly.
+    /// Too much at once (uploads, live streams); try again shortly.
     #[error("the service is busy; please try again in a moment")]
     Overloaded,
-    /// The database or queue failed.
-    #[error("internal error: {0}")]
-    Internal(String),
+    /// The database or Redis cannot be used right now; it may pass by itself.
+    #[error("the service is unavailable for a moment; please try again shortly")]
+    Unavailable(#[source] BoxError),
+    /// A bug or an inconsistency on our side. The cause is logged, never shown.
+    #[error("something went wrong on our side")]
+    Internal(#[source] BoxError),
 }
 
 impl From<mole_storage::StorageError> for AppError {
     fn from(e: mole_storage::StorageError) -> Self {
-        Self::Internal(e.to_string())
+        if e.is_transient() {
+            Self::Unavailable(Box::new(e))
+        } else {
+            Self::Internal(Box::new(e))
+        }
+    }
+}
+
+impl From<mole_jobs::QueueError> for AppError {
+    /// Redis trouble is transient from the request's point of view.
+    fn from(e: mole_jobs::QueueError) -> Self {
+        Self::Unavailable(Box::new(e))
     }
 }
 
 impl AppError {
-    fn status(&self) -> StatusCode {
+    /// A bug described by a message (logged, never shown).
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::Internal(message.into().into())
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
         match self {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Gone => StatusCode::GONE,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::BadUpload { status, .. } => *status,
             Self::Overloaded => StatusCode::TOO_MANY_REQUESTS,
-            Self::Internal(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -62,79 +100,197 @@ impl AppError {
             Self::Forbidden => "forbidden",
             Self::BadUpload { code, .. } => code,
             Self::Overloaded => "overloaded",
-            Self::Internal(_) => "unavailable",
+            Self::Unavailable(_) => "unavailable",
+            Self::Internal(_) => "internal_error",
         }
     }
 
-    /// The message shown to the person.
+    /// The message shown to the person (never the cause of an internal error).
     pub fn public_message(&self) -> String {
-        match self {
-            Self::Internal(_) => {
-                "Something went wrong on our side. Please try again in a minute.".to_owned()
-            }
-            other => {
-                let mut m = other.to_string();
-                if let Some(first) = m.get_mut(0..1) {
-                    first.make_ascii_uppercase();
-                }
-                m
-            }
+        let mut m = self.to_string();
+        if let Some(first) = m.get_mut(0..1) {
+            first.make_ascii_uppercase();
         }
-    }
-
-    /// The error as JSON (`{"error": {"code", "message"}}`), for API clients.
-    pub fn into_json_response(self) -> Response {
-        self.log();
-        let status = self.status();
-        let body = json!({ "error": { "code": self.code(), "message": self.public_message() } });
-        let mut response = (status, axum::Json(body)).into_response();
-        self.decorate(&mut response);
-        response
+        if !m.ends_with(['.', '!', '?']) {
+            m.push('.');
+        }
+        m
     }
 
     fn log(&self) {
         match self {
-            Self::Internal(cause) => tracing::error!(cause = %cause, "request failed"),
+            Self::Internal(cause) => {
+                tracing::error!(error = %chain(cause.as_ref()), "request failed (bug)")
+            }
+            Self::Unavailable(cause) => {
+                tracing::warn!(error = %chain(cause.as_ref()), "request failed (transient)")
+            }
             other => tracing::info!(code = other.code(), "request refused"),
-        }
-    }
-
-    fn decorate(&self, response: &mut Response) {
-        if matches!(self, Self::Overloaded | Self::Internal(_)) {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
         }
     }
 }
 
-#[derive(Template)]
-#[template(path = "error.html")]
-struct ErrorPage {
-    status: u16,
-    title: &'static str,
-    message: String,
-    code: &'static str,
+/// `error: cause: cause of the cause`, for the log.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// What an error response says, attached to it for [`render`].
+#[derive(Debug, Clone)]
+pub struct ErrorReply {
+    /// Stable code.
+    pub code: &'static str,
+    /// The public message.
+    pub message: String,
+    /// Whether the request id should be quoted (our own failures).
+    pub ours: bool,
 }
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         self.log();
         let status = self.status();
+        let reply = ErrorReply {
+            code: self.code(),
+            message: self.public_message(),
+            ours: matches!(self, Self::Unavailable(_) | Self::Internal(_)),
+        };
+        let mut response = (status, reply.message.clone()).into_response();
+        if matches!(self, Self::Overloaded | Self::Unavailable(_)) {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECS),
+            );
+        }
+        response.extensions_mut().insert(reply);
+        response
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    status: u16,
+    title: &'a str,
+    message: &'a str,
+    code: &'a str,
+    request_id: Option<&'a str>,
+}
+
+/// Whether the client wants JSON: the API, or an `Accept` that names JSON and not HTML.
+pub fn wants_json(path: &str, headers: &HeaderMap) -> bool {
+    path.starts_with("/api/")
+        || headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("application/json") && !a.contains("text/html"))
+}
+
+/// Middleware: writes the body of every [`AppError`] response for the client that asked (JSON or
+/// HTML), with the request id. Other responses pass untouched.
+pub async fn render(request: Request, next: Next) -> Response {
+    let json = wants_json(request.uri().path(), request.headers());
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let response = next.run(request).await;
+    let Some(reply) = response.extensions().get::<ErrorReply>().cloned() else {
+        return response;
+    };
+    let (mut parts, _) = response.into_parts();
+    let status = parts.status;
+    let shown_id = reply.ours.then_some(request_id.as_deref()).flatten();
+    let body = if json {
+        parts.headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        json!({ "error": {
+            "code": reply.code,
+            "message": reply.message,
+            "request_id": request_id,
+        } })
+        .to_string()
+    } else {
+        parts.headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
         let page = ErrorPage {
             status: status.as_u16(),
             title: status.canonical_reason().unwrap_or("Error"),
-            message: self.public_message(),
-            code: self.code(),
+            message: &reply.message,
+            code: reply.code,
+            request_id: shown_id,
         };
-        let mut response = match page.render() {
-            Ok(html) => (status, axum::response::Html(html)).into_response(),
+        match page.render() {
+            Ok(html) => html,
             Err(e) => {
                 tracing::error!(error = %e, "rendering the error page failed");
-                (status, self.public_message()).into_response()
+                reply.message.clone()
             }
-        };
-        self.decorate(&mut response);
-        response
+        }
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(body))
+}
+
+/// A panic in a handler becomes a 500 like any bug (for `CatchPanicLayer`).
+pub fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".to_owned());
+    AppError::internal(format!("handler panicked: {what}")).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_and_transient_errors_never_show_their_cause() {
+        let secret = "connection to 10.1.2.3:5432 refused (password for mole)";
+        for e in [
+            AppError::internal(secret),
+            AppError::Unavailable(secret.into()),
+        ] {
+            assert!(!e.public_message().contains("10.1.2.3"), "{e:?}");
+            assert!(!e.to_string().contains("refused"), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn a_bug_is_a_500_and_trouble_that_passes_is_a_503_with_retry_after() {
+        let bug = AppError::internal("x").into_response();
+        assert_eq!(bug.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(bug.headers().get(header::RETRY_AFTER).is_none());
+        let transient = AppError::Unavailable("x".into()).into_response();
+        assert_eq!(transient.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(transient.headers()[header::RETRY_AFTER], "2");
+    }
+
+    #[test]
+    fn the_api_and_json_clients_get_json_and_browsers_get_html() {
+        let mut headers = HeaderMap::new();
+        assert!(wants_json("/api/cases/1", &headers));
+        assert!(!wants_json("/cases/1", &headers));
+        headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        assert!(wants_json("/cases", &headers));
+        headers.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("text/html,application/json"),
+        );
+        assert!(!wants_json("/cases", &headers));
     }
 }

@@ -3,8 +3,11 @@
 //! Request path of an upload: multipart → size limit → decode by content (dimension limits) →
 //! metadata stripped by re-encoding → case and image stored in PostgreSQL → job pushed to Redis →
 //! 303 to the case page. The page listens on `/cases/{id}/events` (SSE), fed by one LISTEN
-//! connection per process ([`live`]); without JavaScript it refreshes itself.
+//! connection per process and one watch per followed case ([`live`]); without JavaScript it
+//! refreshes itself. Every case route decides access through [`access::CaseAccess`]; every error
+//! leaves through [`error::AppError`].
 
+pub mod access;
 pub mod cases;
 pub mod error;
 pub mod identity;
@@ -22,7 +25,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, HeaderValue, Request, StatusCode};
+use axum::http::{HeaderName, HeaderValue, Request, StatusCode, header};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use mole_inference::DecodeLimits;
@@ -31,13 +35,14 @@ use mole_jobs::config::ConnectionArgs;
 use mole_storage::{Store, StoreOptions};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use tracing::info;
 
-use crate::live::Hub;
+use crate::live::Live;
 
 /// Settings of `mole serve` (flags or environment variables).
 #[derive(Debug, Clone, clap::Args)]
@@ -70,13 +75,33 @@ pub struct ServeArgs {
     #[arg(long, env = "MOLE_MIN_IMAGE_SIDE", default_value_t = 32)]
     pub min_image_side: u32,
 
-    /// Uploads decoded at once; more get 429 with Retry-After.
+    /// Uploads decoded at once (the permit is taken once the body is in, for the decode only);
+    /// more get 429 with Retry-After.
     #[arg(long, env = "MOLE_MAX_UPLOADS_IN_FLIGHT", default_value_t = 8)]
     pub max_uploads_in_flight: usize,
 
-    /// Seconds after which an open live page re-reads its case even without a signal.
+    /// Upload bytes held in memory at once, all requests together (e.g. 128MB); a body that
+    /// would go beyond gets 429 with Retry-After. At least MOLE_UPLOAD_LIMIT.
+    #[arg(long, env = "MOLE_UPLOAD_BUFFER", default_value = "128MB", value_parser = parse_size)]
+    pub upload_buffer: usize,
+
+    /// Seconds a request may take, its body included (a slow sender gets 408); live streams
+    /// are exempt.
+    #[arg(long, env = "MOLE_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    pub request_timeout_secs: u64,
+
+    /// Seconds after which a followed case is read again even without a signal.
     #[arg(long, env = "MOLE_SSE_RESYNC_SECS", default_value_t = 15)]
     pub sse_resync_secs: u64,
+
+    /// Live streams (SSE) open at once; beyond, 429 and the page polls instead.
+    #[arg(long, env = "MOLE_MAX_STREAMS", default_value_t = 2000)]
+    pub max_streams: usize,
+
+    /// A viewer's visits to a case page within this many seconds are recorded as one `viewed`
+    /// event.
+    #[arg(long, env = "MOLE_VIEW_WINDOW_SECS", default_value_t = 3600)]
+    pub view_window_secs: u64,
 
     /// Model card of the model the workers serve (shown on /model).
     #[arg(long, env = "MOLE_MODEL", default_value = "models/mole-v1.card.json")]
@@ -134,8 +159,21 @@ impl ServeArgs {
         if self.max_uploads_in_flight == 0 {
             bail!("MOLE_MAX_UPLOADS_IN_FLIGHT must be at least 1");
         }
+        if self.upload_buffer < self.upload_limit {
+            bail!(
+                "MOLE_UPLOAD_BUFFER ({} bytes) must be at least MOLE_UPLOAD_LIMIT ({} bytes)",
+                self.upload_buffer,
+                self.upload_limit
+            );
+        }
+        if self.request_timeout_secs == 0 {
+            bail!("MOLE_REQUEST_TIMEOUT_SECS must be at least 1");
+        }
         if self.sse_resync_secs == 0 {
             bail!("MOLE_SSE_RESYNC_SECS must be at least 1");
+        }
+        if self.max_streams == 0 {
+            bail!("MOLE_MAX_STREAMS must be at least 1");
         }
         if !self.model.is_file() {
             bail!(
@@ -158,7 +196,8 @@ impl ServeArgs {
                 max_alloc: max_pixels.saturating_mul(4).saturating_add(64 << 20),
             },
             min_image_side: self.min_image_side,
-            sse_resync_secs: self.sse_resync_secs,
+            request_timeout: Duration::from_secs(self.request_timeout_secs),
+            view_window: Duration::from_secs(self.view_window_secs),
         }
     }
 }
@@ -172,8 +211,10 @@ pub struct AppConfig {
     pub decode_limits: DecodeLimits,
     /// Smallest accepted side.
     pub min_image_side: u32,
-    /// SSE re-read period.
-    pub sse_resync_secs: u64,
+    /// How long a request (not a stream) may take.
+    pub request_timeout: Duration,
+    /// Views of one viewer within this window are recorded once.
+    pub view_window: Duration,
 }
 
 /// Shared state of the handlers; cheap to clone.
@@ -184,15 +225,48 @@ pub struct AppState {
     /// The job queue.
     pub queue: JobQueue,
     /// Live updates.
-    pub hub: Hub,
+    pub live: Live,
     /// Settings.
     pub config: Arc<AppConfig>,
     /// Upload decoding slots.
     pub uploads: Arc<Semaphore>,
+    /// Upload bytes in memory, in KiB ([`upload::BufferCharge`]).
+    pub upload_buffer: Arc<Semaphore>,
     /// Cancelled at shutdown (ends live streams).
     pub shutdown: CancellationToken,
     /// The model, for `/model`.
     pub model: Arc<model::ModelInfo>,
+}
+
+/// The Content-Security-Policy of every page: scripts and styles from our own files only (no
+/// inline script or style), no framing, forms post only to us.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+    style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; \
+    frame-ancestors 'none'";
+
+/// `GET /static/{file}`: the page's stylesheet and script, compiled in.
+async fn static_file(
+    axum::extract::Path(file): axum::extract::Path<String>,
+) -> axum::response::Response {
+    let (body, content_type) = match file.as_str() {
+        "mole.css" => (
+            include_str!("../../../static/mole.css"),
+            "text/css; charset=utf-8",
+        ),
+        "case.js" => (
+            include_str!("../../../static/case.js"),
+            "text/javascript; charset=utf-8",
+        ),
+        _ => return error::AppError::NotFound.into_response(),
+    };
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// The router with every route and middleware.
@@ -219,13 +293,15 @@ pub fn router(state: AppState) -> Router {
         .route("/model", get(model::page))
         .route("/model/report", get(model::report))
         .route("/model/card.json", get(model::card))
+        .route("/static/{file}", get(static_file))
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
+        // Bounds every request, its body included: a slow sender gets 408 and lets go.
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
-            Duration::from_secs(30),
+            state.config.request_timeout,
         ));
-    // Event streams live long: no timeout.
+    // Event streams live long: no timeout (capped in number instead, MOLE_MAX_STREAMS).
     let streams = Router::new().route("/cases/{id}/events", get(cases::events));
 
     let header = |name: &'static str, value: &'static str| {
@@ -237,6 +313,10 @@ pub fn router(state: AppState) -> Router {
     pages
         .merge(streams)
         .with_state(state)
+        // A panicking handler is a bug like any other: 500 with the request id.
+        .layer(CatchPanicLayer::custom(error::panic_response))
+        .layer(axum::middleware::from_fn(error::render))
+        .layer(header("content-security-policy", CONTENT_SECURITY_POLICY))
         // Case URLs are capabilities: never leak them in a Referer.
         .layer(header("referrer-policy", "no-referrer"))
         .layer(header("x-content-type-options", "nosniff"))
@@ -265,7 +345,7 @@ pub struct Server {
     listener: tokio::net::TcpListener,
     app: Router,
     state: AppState,
-    hub_task: tokio::task::JoinHandle<()>,
+    listener_task: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
@@ -293,14 +373,24 @@ impl Server {
         let queue = JobQueue::connect(&args.connection.redis_url, &args.connection.queue)
             .await
             .context("connecting to Redis")?;
-        let hub = Hub::new(1024);
-        let hub_task = tokio::spawn(hub.clone().run_listener(store.clone(), shutdown.clone()));
+        // Reads of live watches take at most half the pool: uploads always find a connection.
+        let live_reads = (args.connection.db_max_connections as usize / 2).max(1);
+        let live = Live::new(
+            store.clone(),
+            Arc::new(cases::snapshot),
+            args.max_streams,
+            live_reads,
+            Duration::from_secs(args.sse_resync_secs),
+            shutdown.clone(),
+        );
+        let listener_task = tokio::spawn(live.clone().run_listener());
         let state = AppState {
             store,
             queue,
-            hub,
+            live,
             config: Arc::new(args.app_config()),
             uploads: Arc::new(Semaphore::new(args.max_uploads_in_flight)),
+            upload_buffer: Arc::new(Semaphore::new(upload::kib(args.upload_buffer))),
             shutdown,
             model: model_info,
         };
@@ -312,8 +402,13 @@ impl Server {
             listener,
             app: router(state.clone()),
             state,
-            hub_task,
+            listener_task,
         })
+    }
+
+    /// The live updates of this server (for tests and benchmarks: open streams, reads).
+    pub fn live(&self) -> Live {
+        self.state.live.clone()
     }
 
     /// The bound address.
@@ -335,7 +430,7 @@ impl Server {
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
             .await
             .context("serving HTTP")?;
-        let _ = self.hub_task.await;
+        let _ = self.listener_task.await;
         self.state.store.close().await;
         info!("web server stopped");
         Ok(())

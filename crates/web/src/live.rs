@@ -1,58 +1,239 @@
-//! Live updates: one PostgreSQL LISTEN connection per web process, fanned out to the open SSE
-//! streams through a broadcast channel.
+//! Live updates: one watch per case per web process, fanned out to that case's open streams.
 //!
-//! Notifications sent while the connection is down are lost, so after every (re)connect the hub
-//! broadcasts [`HubEvent::Resync`] and each stream re-reads its case; streams also re-read on a
-//! slow timer, so a missed signal delays an update but never loses it.
+//! One PostgreSQL LISTEN connection per process hears every state change ([`Live::run_listener`])
+//! and pokes the watch of that case, if any stream follows it. The watch (one task) reads the case
+//! once (one statement, [`mole_storage::Store::case_state`]), renders what the page shows once,
+//! and publishes the result on a `tokio::sync::watch` channel that every stream of the case reads:
+//! a change costs one database read whether one or a thousand pages follow the case. Pokes that
+//! arrive during a read coalesce into one more read. The watch ends when its last stream goes or
+//! the case reaches a final state.
+//!
+//! Notifications sent while the LISTEN connection is down are lost, so after every (re)connect
+//! every watch reads again; each watch also re-reads on a slow timer (`MOLE_SSE_RESYNC_SECS`), so
+//! a missed signal delays an update but never loses it. Reads of all watches together take at
+//! most [`Live::new`]'s `max_reads` pool connections, so the pool stays free for uploads even when
+//! a thousand watches read at once after a reconnect.
+//!
+//! Open streams are capped (`MOLE_MAX_STREAMS`): beyond the cap a stream is refused with 429 and
+//! the page polls instead.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mole_storage::{CaseSignal, Store};
-use tokio::sync::broadcast;
+use mole_storage::{CaseSignal, CaseState, Store};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{Instrument, debug, info, warn};
 use uuid::Uuid;
 
-/// What the hub tells the streams.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HubEvent {
-    /// A case changed state.
-    Changed(Uuid),
-    /// Signals may have been missed: every stream should re-read its case.
-    Resync,
+/// What a case's open streams send: its state, rendered once for all of them.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// The state's version (the id of the case's latest state-changing event): the SSE event id.
+    pub version: i64,
+    /// Whether the state is final (done, failed, deleted): streams end after sending it.
+    pub terminal: bool,
+    /// The SSE `data`: the case JSON with the page's rendered panel.
+    pub data: String,
 }
 
-/// The fan-out point; cheap to clone.
-#[derive(Debug, Clone)]
-pub struct Hub {
-    tx: broadcast::Sender<HubEvent>,
+/// Turns a case's state into what its streams send.
+pub type Render = Arc<dyn Fn(&CaseState) -> Snapshot + Send + Sync>;
+
+/// The watches of this process; cheap to clone.
+#[derive(Clone)]
+pub struct Live {
+    inner: Arc<Inner>,
 }
 
-impl Hub {
-    /// A hub with room for `capacity` undelivered events per slow stream (a stream that lags
-    /// further re-reads its case instead).
-    pub fn new(capacity: usize) -> Self {
-        let (tx, _) = broadcast::channel(capacity);
-        Self { tx }
+struct Inner {
+    store: Store,
+    render: Render,
+    watches: Mutex<HashMap<Uuid, Arc<Watch>>>,
+    /// Open streams (the cap).
+    streams: Arc<Semaphore>,
+    max_streams: usize,
+    /// Database reads of all watches at once.
+    reads: Semaphore,
+    resync: Duration,
+    shutdown: CancellationToken,
+    /// Database reads made by watches so far.
+    read_count: AtomicU64,
+}
+
+struct Watch {
+    tx: watch::Sender<Option<Arc<Snapshot>>>,
+    poke: Notify,
+}
+
+/// A stream's place under the cap, and its share of the `mole_sse_streams` gauge; released when
+/// the stream ends (the client left, the case finished, or the server stops).
+pub struct StreamSlot {
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        metrics::gauge!("mole_sse_streams").decrement(1.0);
+    }
+}
+
+impl Live {
+    /// Watches with at most `max_streams` open streams, at most `max_reads` database reads at
+    /// once, re-reading every `resync`, until `shutdown`.
+    pub fn new(
+        store: Store,
+        render: Render,
+        max_streams: usize,
+        max_reads: usize,
+        resync: Duration,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                render,
+                watches: Mutex::new(HashMap::new()),
+                streams: Arc::new(Semaphore::new(max_streams)),
+                max_streams,
+                reads: Semaphore::new(max_reads.max(1)),
+                resync,
+                shutdown,
+                read_count: AtomicU64::new(0),
+            }),
+        }
     }
 
-    /// A receiver of everything published from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<HubEvent> {
-        self.tx.subscribe()
+    /// A place for one more stream, or `None` at the cap.
+    pub fn open_stream(&self) -> Option<StreamSlot> {
+        let permit = self.inner.streams.clone().try_acquire_owned().ok()?;
+        metrics::gauge!("mole_sse_streams").increment(1.0);
+        Some(StreamSlot { _permit: permit })
     }
 
-    /// Publishes an event (no-op when nobody listens).
-    pub fn publish(&self, event: HubEvent) {
-        let _ = self.tx.send(event);
+    /// Streams open now.
+    pub fn open_streams(&self) -> usize {
+        self.inner.max_streams - self.inner.streams.available_permits()
     }
 
-    /// Listens to the database until `shutdown`, reconnecting with backoff.
-    pub async fn run_listener(self, store: Store, shutdown: CancellationToken) {
+    /// Cases watched now (one watch per case, however many streams follow it).
+    pub fn watched_cases(&self) -> usize {
+        self.inner.watches.lock().expect("watch map").len()
+    }
+
+    /// Database reads the watches made so far (each is one statement).
+    pub fn reads(&self) -> u64 {
+        self.inner.read_count.load(Ordering::Relaxed)
+    }
+
+    /// Follows a case: a receiver of its snapshots (the latest one at once, once read).
+    pub fn follow(&self, id: Uuid) -> watch::Receiver<Option<Arc<Snapshot>>> {
+        let mut watches = self.inner.watches.lock().expect("watch map");
+        if let Some(w) = watches.get(&id) {
+            return w.tx.subscribe();
+        }
+        let (tx, rx) = watch::channel(None);
+        let w = Arc::new(Watch {
+            tx,
+            poke: Notify::new(),
+        });
+        watches.insert(id, w.clone());
+        let span = tracing::info_span!("watch", case_id = %id);
+        tokio::spawn(self.clone().run_watch(id, w).instrument(span));
+        rx
+    }
+
+    /// Tells a case's watch (if any) that the case changed.
+    pub fn poke(&self, id: Uuid) {
+        if let Some(w) = self.inner.watches.lock().expect("watch map").get(&id) {
+            w.poke.notify_one();
+        }
+    }
+
+    /// Tells every watch to read again (signals may have been missed).
+    pub fn poke_all(&self) {
+        for w in self.inner.watches.lock().expect("watch map").values() {
+            w.poke.notify_one();
+        }
+    }
+
+    async fn read(&self, id: Uuid) -> Option<Arc<Snapshot>> {
+        let _slot = self.inner.reads.acquire().await.ok()?;
+        metrics::counter!("mole_live_reads_total").increment(1);
+        self.inner.read_count.fetch_add(1, Ordering::Relaxed);
+        match self.inner.store.case_state(id).await {
+            Ok(Some(state)) => Some(Arc::new((self.inner.render)(&state))),
+            // Unknown: the stream was opened for a case that exists, so this is a race with a
+            // database swap; nothing to show.
+            Ok(None) => None,
+            // The database is away: keep the watch, read again on the next poke or tick.
+            Err(e) => {
+                warn!(error = %e, "cannot read the case for its live stream");
+                None
+            }
+        }
+    }
+
+    async fn run_watch(self, id: Uuid, w: Arc<Watch>) {
+        loop {
+            if let Some(snapshot) = self.read(id).await {
+                let changed = match &*w.tx.borrow() {
+                    Some(old) => old.version != snapshot.version,
+                    None => true,
+                };
+                let terminal = snapshot.terminal;
+                if changed {
+                    w.tx.send_replace(Some(snapshot));
+                }
+                if terminal {
+                    debug!("final state published; the watch ends");
+                    self.remove(id, &w, true);
+                    return;
+                }
+            }
+            tokio::select! {
+                _ = self.inner.shutdown.cancelled() => {
+                    self.remove(id, &w, true);
+                    return;
+                }
+                _ = w.poke.notified() => {}
+                _ = tokio::time::sleep(self.inner.resync) => {}
+                _ = w.tx.closed() => {
+                    // The last stream left; a new one may have come meanwhile.
+                    if self.remove(id, &w, false) {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Removes the watch from the map (when `always`, or when no stream follows it any more);
+    /// returns whether it was removed.
+    fn remove(&self, id: Uuid, w: &Arc<Watch>, always: bool) -> bool {
+        let mut watches = self.inner.watches.lock().expect("watch map");
+        if !always && w.tx.receiver_count() > 0 {
+            return false;
+        }
+        if watches
+            .get(&id)
+            .is_some_and(|current| Arc::ptr_eq(current, w))
+        {
+            watches.remove(&id);
+        }
+        true
+    }
+
+    /// Listens to the database until shutdown, reconnecting with backoff, and pokes the watches.
+    pub async fn run_listener(self) {
+        let shutdown = self.inner.shutdown.clone();
         let mut backoff = Duration::from_millis(250);
         loop {
             let listener = tokio::select! {
                 _ = shutdown.cancelled() => return,
-                l = store.listener() => l,
+                l = self.inner.store.listener() => l,
             };
             let mut listener = match listener {
                 Ok(l) => {
@@ -70,8 +251,8 @@ impl Hub {
                     continue;
                 }
             };
-            // Whatever happened while we were not listening, streams must look again.
-            self.publish(HubEvent::Resync);
+            // Whatever happened while we were not listening, watches must look again.
+            self.poke_all();
             loop {
                 let next = tokio::select! {
                     _ = shutdown.cancelled() => return,
@@ -81,12 +262,12 @@ impl Hub {
                     Ok(Some(notification)) => match CaseSignal::parse(notification.payload()) {
                         Some(signal) => {
                             debug!(case_id = %signal.case_id, kind = %signal.kind, "case event");
-                            self.publish(HubEvent::Changed(signal.case_id));
+                            self.poke(signal.case_id);
                         }
                         None => warn!(payload = notification.payload(), "unreadable case event"),
                     },
                     Ok(None) => {
-                        // Reconnect explicitly, so the Resync goes out once we listen again.
+                        // Reconnect explicitly, so the watches read again once we listen again.
                         warn!("LISTEN connection lost; reconnecting");
                         break;
                     }

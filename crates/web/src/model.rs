@@ -23,8 +23,6 @@ use crate::AppState;
 pub struct ModelInfo {
     /// `name@version`.
     pub version: String,
-    /// The card's path, as configured.
-    pub card_path: String,
     /// The raw card JSON (served at `/model/card.json`).
     pub card_json: Arc<String>,
     /// Input side in pixels.
@@ -43,8 +41,6 @@ pub struct ModelInfo {
     pub classes: Vec<ClassLine>,
     /// Figures of the evaluator's report, when there is one.
     pub report: Option<ReportSummary>,
-    /// Where the report was looked for.
-    pub report_dir: String,
     /// The self-contained `report.html`, when there is one.
     pub report_html: Option<Arc<String>>,
 }
@@ -167,7 +163,6 @@ impl ModelInfo {
         let text = |v: &Value| v.as_str().unwrap_or("not stated").to_owned();
         Ok(Self {
             version: card.model_version(),
-            card_path: card_path.display().to_string(),
             card_json: Arc::new(card_json),
             input_size: card.input_size(),
             threshold: card.threshold,
@@ -177,7 +172,6 @@ impl ModelInfo {
             citation: text(&card.training["citation"]),
             classes,
             report: metrics.as_ref().and_then(summary),
-            report_dir: report_dir.display().to_string(),
             report_html,
         })
     }
@@ -252,7 +246,10 @@ pub async fn report(State(state): State<AppState>) -> Response {
         .into_response();
     response.headers_mut().insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; img-src data:; style-src 'unsafe-inline'"),
+        HeaderValue::from_static(
+            "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; \
+             form-action 'none'; frame-ancestors 'none'",
+        ),
     );
     response
 }

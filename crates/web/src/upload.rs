@@ -1,12 +1,13 @@
 //! The upload page and the upload itself: validate by content, strip metadata, store, enqueue.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Json;
 use axum::extract::{Multipart, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use image::ImageEncoder;
 use mole_inference::{DecodeLimits, InferenceError};
@@ -14,6 +15,7 @@ use mole_jobs::AnalyseCase;
 use mole_storage::{Actor, Created, ModelInput, NewCase, StoredImage};
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
 use tracing::{info, warn};
 use uuid::Uuid;
 
@@ -55,24 +57,18 @@ fn with_cookie(mut response: Response, cookie: Option<header::HeaderValue>) -> R
     response
 }
 
-fn wants_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains("application/json") && !a.contains("text/html"))
-}
-
 /// `POST /cases`: the photo (multipart field `photo`) becomes a case; browsers are redirected to
 /// its page (303), API clients (`Accept: application/json`) get its JSON.
 pub async fn create(
     State(app): State<AppState>,
     RequestId(request_id): RequestId,
     uploader: Uploader,
+    uri: Uri,
     headers: HeaderMap,
     multipart: Multipart,
 ) -> Response {
     let started = Instant::now();
-    let json = wants_json(&headers);
+    let json = crate::error::wants_json(uri.path(), &headers);
     let (token, set_cookie) = uploader.ensure();
     let uploader_hash = crate::identity::hash_token(&token);
     let result = store_upload(&app, &request_id, &uploader_hash, multipart).await;
@@ -104,7 +100,7 @@ pub async fn create(
         Err(e) => {
             metrics::counter!("mole_uploads_total", "outcome" => e.code()).increment(1);
             if json {
-                e.into_json_response()
+                e.into_response()
             } else if let AppError::BadUpload {
                 status, message, ..
             } = &e
@@ -130,24 +126,31 @@ async fn store_upload(
     uploader_hash: &str,
     multipart: Multipart,
 ) -> Result<(Uuid, bool), AppError> {
-    // Overload turns into 429 instead of a growing pile of decodes.
+    // The body first, without a decode permit: a slow sender holds only the bytes it sent (and
+    // the request timeout ends it), not a decode slot.
+    let (bytes, charge) =
+        read_photo(multipart, app.config.upload_limit, &app.upload_buffer).await?;
+    let image_sha256 = hex::encode(Sha256::digest(&bytes));
+    // Then the decode: overload turns into 429 instead of a growing pile of decodes.
     let permit = app
         .uploads
         .clone()
         .try_acquire_owned()
         .map_err(|_| AppError::Overloaded)?;
-    let bytes = read_photo(multipart, app.config.upload_limit).await?;
-    let image_sha256 = hex::encode(Sha256::digest(&bytes));
     let limits = app.config.decode_limits;
     let min_side = app.config.min_image_side;
     let model_side = app.model.input_size;
     let clean_started = Instant::now();
     let cleaned = tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        clean_image(&bytes, &limits, min_side, Some(model_side))
+        let result = clean_image(&bytes, &limits, min_side, Some(model_side));
+        // The upload's bytes are released with their share of the buffer.
+        drop(bytes);
+        drop(charge);
+        result
     })
     .await
-    .map_err(|e| AppError::Internal(format!("image task failed: {e}")))??;
+    .map_err(|e| AppError::internal(format!("image task failed: {e}")))??;
 
     let clean_ms = clean_started.elapsed().as_millis();
     let store_started = Instant::now();
@@ -192,9 +195,55 @@ async fn store_upload(
     Ok((case.id, true))
 }
 
+/// KiB, rounded up (the unit of the upload buffer's permits).
+pub fn kib(bytes: usize) -> usize {
+    bytes.div_ceil(1024)
+}
+
+/// A body's share of the upload buffer (`MOLE_UPLOAD_BUFFER`), taken chunk by chunk as bytes
+/// arrive and given back when dropped. Taking never waits: a chunk that does not fit is refused
+/// (429), so requests cannot hold parts of the buffer while waiting for each other.
+pub struct BufferCharge {
+    buffer: Arc<Semaphore>,
+    kib: u32,
+}
+
+impl BufferCharge {
+    fn new(buffer: &Arc<Semaphore>) -> Self {
+        Self {
+            buffer: buffer.clone(),
+            kib: 0,
+        }
+    }
+
+    /// Charges the buffer for a body that now holds `total` bytes.
+    fn grow_to(&mut self, total: usize) -> Result<(), AppError> {
+        let need = u32::try_from(kib(total)).map_err(|_| AppError::Overloaded)?;
+        if need > self.kib {
+            let permit = self
+                .buffer
+                .try_acquire_many(need - self.kib)
+                .map_err(|_| AppError::Overloaded)?;
+            permit.forget();
+            self.kib = need;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for BufferCharge {
+    fn drop(&mut self) {
+        self.buffer.add_permits(self.kib as usize);
+    }
+}
+
 /// Reads the first non-empty `photo` field (the page offers a camera input and a gallery input
-/// under the same name), refusing more than `limit` bytes.
-async fn read_photo(mut multipart: Multipart, limit: usize) -> Result<Vec<u8>, AppError> {
+/// under the same name), refusing more than `limit` bytes, charging `buffer` for what it holds.
+async fn read_photo(
+    mut multipart: Multipart,
+    limit: usize,
+    buffer: &Arc<Semaphore>,
+) -> Result<(Vec<u8>, BufferCharge), AppError> {
     let malformed = |e: axum::extract::multipart::MultipartError| {
         let status = e.status();
         if status == StatusCode::PAYLOAD_TOO_LARGE {
@@ -207,6 +256,7 @@ async fn read_photo(mut multipart: Multipart, limit: usize) -> Result<Vec<u8>, A
             }
         }
     };
+    let mut charge = BufferCharge::new(buffer);
     while let Some(mut field) = multipart.next_field().await.map_err(malformed)? {
         if field.name() != Some("photo") {
             continue;
@@ -216,10 +266,11 @@ async fn read_photo(mut multipart: Multipart, limit: usize) -> Result<Vec<u8>, A
             if bytes.len() + chunk.len() > limit {
                 return Err(too_large(limit));
             }
+            charge.grow_to(bytes.len() + chunk.len())?;
             bytes.extend_from_slice(&chunk);
         }
         if !bytes.is_empty() {
-            return Ok(bytes);
+            return Ok((bytes, charge));
         }
     }
     Err(AppError::BadUpload {
@@ -285,7 +336,7 @@ pub fn clean_image(
         let view = view.map(|handle| {
             handle
                 .join()
-                .unwrap_or_else(|_| Err(AppError::Internal("the model view task panicked".into())))
+                .unwrap_or_else(|_| Err(AppError::internal("the model view task panicked")))
         });
         (png, view)
     });
@@ -315,13 +366,13 @@ fn encode_png(image: &image::RgbImage) -> Result<Vec<u8>, AppError> {
         image.height(),
         image::ExtendedColorType::Rgb8,
     )
-    .map_err(|e| AppError::Internal(format!("re-encoding the image failed: {e}")))?;
+    .map_err(|e| AppError::internal(format!("re-encoding the image failed: {e}")))?;
     Ok(png)
 }
 
 fn upload_error(e: InferenceError) -> AppError {
     if !e.is_bad_input() {
-        return AppError::Internal(e.to_string());
+        return AppError::internal(e.to_string());
     }
     let status = match e {
         InferenceError::NotAnImage | InferenceError::UnsupportedFormat { .. } => {
@@ -447,6 +498,25 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.code(), "image_too_small");
         assert!(err.public_message().contains("16×16"));
+    }
+
+    #[test]
+    fn the_upload_buffer_is_charged_as_bytes_arrive_refuses_overflow_and_is_given_back() {
+        let buffer = Arc::new(Semaphore::new(kib(100 * 1024)));
+        let mut a = BufferCharge::new(&buffer);
+        a.grow_to(30 * 1024).unwrap();
+        a.grow_to(60 * 1024).unwrap();
+        assert_eq!(buffer.available_permits(), 40);
+        let mut b = BufferCharge::new(&buffer);
+        b.grow_to(40 * 1024).unwrap();
+        // No waiting for room: a body that does not fit is refused at once.
+        let mut c = BufferCharge::new(&buffer);
+        assert!(matches!(c.grow_to(1), Err(AppError::Overloaded)));
+        drop(a);
+        assert_eq!(buffer.available_permits(), 60);
+        drop(b);
+        drop(c);
+        assert_eq!(buffer.available_permits(), 100);
     }
 
     #[test]
