@@ -10,7 +10,11 @@
 //!
 //! It covers the JPEGs cameras and phones write: 8-bit, Huffman-coded, baseline or progressive,
 //! grey or three-component YCbCr/RGB. Anything else (CMYK, 12-bit, arithmetic coding, lossless)
-//! returns [`JpegError::Unsupported`], and [`crate::decode`] falls back to `image`'s decoder.
+//! returns [`JpegError::Unsupported`], and [`crate::decode`] refuses the file with that reason:
+//! there is no fallback to another decoder (its pixels would differ from training's).
+//!
+//! It runs on untrusted uploads, so it is fuzzed: `crates/inference/fuzz` (cargo-fuzz, libFuzzer)
+//! with a committed corpus; see the README there for the runs and what they found.
 
 use image::RgbImage;
 
