@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 
 mod bench_latency;
 mod bench_model;
+mod bench_streams;
 mod eval;
 mod service;
 
@@ -27,6 +28,8 @@ enum Command {
     Migrate(service::MigrateArgs),
     /// Measure upload → result latency of a running stack (POST, then the event stream).
     BenchLatency(bench_latency::BenchLatencyArgs),
+    /// Hold many live streams open on a running web process while uploads go on (memory, pool).
+    BenchStreams(bench_streams::BenchStreamsArgs),
     /// Measure model throughput and latency (tract, and onnxruntime with `--features ort`).
     BenchModel(bench_model::BenchArgs),
 }
@@ -40,5 +43,6 @@ fn main() -> anyhow::Result<()> {
         Command::Migrate(args) => service::migrate(args),
         Command::BenchLatency(args) => bench_latency::run(args),
         Command::BenchModel(args) => bench_model::run(args),
+        Command::BenchStreams(args) => bench_streams::run(args),
     }
 }
