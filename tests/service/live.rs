@@ -107,7 +107,7 @@ async fn an_event_stream_reports_queued_then_done_and_the_json_endpoint_agrees()
     assert_eq!(json["result"]["diagnoses"].as_array().unwrap().len(), 7);
     let html = done["html"].as_str().unwrap();
     assert!(html.contains("id=\"verdict\""), "{html}");
-    assert!(html.contains(&format!("data-status=\"done\"")), "{html}");
+    assert!(html.contains("data-status=\"done\""), "{html}");
     assert!(done["version"].as_i64().unwrap() > events[0]["version"].as_i64().unwrap());
 
     // A stream opened after the end sends the final state once and closes.

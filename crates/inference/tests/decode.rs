@@ -407,3 +407,22 @@ fn random_garbage_after_a_valid_signature_never_panics() {
         }
     }
 }
+
+#[test]
+fn every_file_of_the_jpeg_fuzz_corpus_decodes_or_is_refused_without_a_panic() {
+    // The corpus of crates/inference/fuzz (seeds and what fuzzing kept): a regression check that
+    // runs on stable in every test run, not only under the fuzzer.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/jpeg");
+    let mut files = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        let decoded =
+            std::panic::catch_unwind(|| mole_inference::jpeg::decode_rgb(&bytes, 64 << 20));
+        assert!(decoded.is_ok(), "the decoder panicked on a corpus file");
+        if let Err(err) = decode_image(&bytes, &limits()) {
+            assert!(err.is_bad_input(), "{err:?}");
+        }
+        files += 1;
+    }
+    assert!(files >= 7, "the corpus is in {}", dir.display());
+}
