@@ -1,7 +1,7 @@
 """Image loading for training, and the preprocessing contract in Python.
 
 ``contract_tensor`` is the reference implementation of the card's preprocessing contract; the Rust crate
-(crates/inference) implements the same steps and is checked against it (tests/fixtures/parity.json).
+(crates/inference) implements the same steps and is checked against it (tests/fixtures/parity/<model>.images.json).
 """
 
 from __future__ import annotations
@@ -30,7 +30,12 @@ def centre_square(im: Image.Image) -> Image.Image:
 
 def contract_uint8(path: Path, size: int) -> np.ndarray:
     """decode -> RGB -> centre square crop -> resize S x S (bilinear, antialiased) as HWC uint8."""
-    im = centre_square(load_rgb(path))
+    return contract_uint8_image(load_rgb(path), size)
+
+
+def contract_uint8_image(im: Image.Image, size: int) -> np.ndarray:
+    """The contract's crop and resize of an already decoded RGB image, as HWC uint8."""
+    im = centre_square(im)
     if im.size != (size, size):
         im = im.resize((size, size), Image.Resampling.BILINEAR)
     return np.asarray(im, dtype=np.uint8)

@@ -1,6 +1,7 @@
-//! Rust vs the Python reference (tests/fixtures, written by `python -m mole_train.finalize`):
-//! - parity.json: whole path, image file → probabilities; |Δp| ≤ 0.01 for every probability;
-//! - tensor_parity.json: the forward pass alone on synthetic tensors; |Δ| ≤ the file's tolerance.
+//! Rust vs the Python reference, for every model that ships fixtures in tests/fixtures/parity/
+//! (written by `python -m mole_train.finalize`):
+//! - `<model>.images.json`: whole path, image file → probabilities; |Δp| ≤ 0.01 for every probability;
+//! - `<model>.tensors.json`: the forward pass alone on synthetic tensors; |Δ| ≤ the file's tolerance.
 
 mod common;
 
@@ -38,18 +39,54 @@ struct TensorCase {
     probabilities: Vec<f32>,
 }
 
-fn fixture(name: &str) -> PathBuf {
-    let path = common::workspace_root().join("tests/fixtures").join(name);
+/// The parity fixtures of every model, `(model name, path)`, for files ending in `suffix`.
+fn fixtures(suffix: &str) -> Vec<(String, PathBuf)> {
+    let dir = common::workspace_root().join("tests/fixtures/parity");
+    let mut out: Vec<(String, PathBuf)> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter_map(|p| {
+            let name = p.file_name()?.to_str()?.strip_suffix(suffix)?.to_owned();
+            Some((name, p))
+        })
+        .collect();
+    out.sort();
     assert!(
-        path.exists(),
-        "{} is missing (written by `python -m mole_train.finalize`)",
-        path.display()
+        !out.is_empty(),
+        "no *{suffix} in {} (written by `python -m mole_train.finalize`)",
+        dir.display()
     );
-    path
+    out
 }
 
-fn load<T: for<'de> Deserialize<'de>>(name: &str) -> T {
-    serde_json::from_str(&std::fs::read_to_string(fixture(name)).unwrap()).unwrap()
+fn load<T: for<'de> Deserialize<'de>>(path: &std::path::Path) -> T {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Every shipped model card has its parity fixtures, so a new model cannot skip these tests.
+#[test]
+fn every_shipped_model_has_image_and_tensor_parity_fixtures() {
+    let models = common::workspace_root().join("models");
+    let images: Vec<String> = fixtures(".images.json").into_iter().map(|f| f.0).collect();
+    let tensors: Vec<String> = fixtures(".tensors.json").into_iter().map(|f| f.0).collect();
+    for entry in std::fs::read_dir(&models).unwrap() {
+        let path = entry.unwrap().path();
+        let Some(name) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".card.json"))
+        else {
+            continue;
+        };
+        assert!(
+            images.iter().any(|m| m == name),
+            "{name}: no images fixture"
+        );
+        assert!(
+            tensors.iter().any(|m| m == name),
+            "{name}: no tensors fixture"
+        );
+    }
 }
 
 fn classifier(card: &str, backend: BackendKind) -> Classifier {
@@ -61,7 +98,7 @@ fn classifier(card: &str, backend: BackendKind) -> Classifier {
     Classifier::load(&common::workspace_root().join(card), config).unwrap()
 }
 
-/// The synthetic tensor of tensor_parity.json: x = f32(sin(0.37 (i + 1) n 0.001) · 2) in f64,
+/// The synthetic tensor of `<model>.tensors.json`: x = f32(sin(0.37 (i + 1) n 0.001) · 2) in f64,
 /// n the flat CHW index.
 fn synthetic_tensor(i: usize, size: usize) -> Vec<f32> {
     (0..3 * size * size)
@@ -70,7 +107,12 @@ fn synthetic_tensor(i: usize, size: usize) -> Vec<f32> {
 }
 
 fn image_parity(backend: BackendKind) {
-    let parity: ImageParity = load("parity.json");
+    for (model, path) in fixtures(".images.json") {
+        image_parity_of(&model, &load(&path), backend);
+    }
+}
+
+fn image_parity_of(model: &str, parity: &ImageParity, backend: BackendKind) {
     assert!(!parity.images.is_empty());
     let c = classifier(&parity.card, backend);
     let batch: Vec<Preprocessed> = parity
@@ -99,19 +141,24 @@ fn image_parity(backend: BackendKind) {
         }
     }
     println!(
-        "{backend}: max |rust - python| = {:.2e} ({})",
+        "{model} {backend}: max |rust - python| = {:.2e} ({})",
         worst.0, worst.1
     );
     assert!(
         worst.0 <= IMAGE_TOLERANCE,
-        "{backend}: max |rust - python| = {} on {} exceeds {IMAGE_TOLERANCE}",
+        "{model} {backend}: max |rust - python| = {} on {} exceeds {IMAGE_TOLERANCE}",
         worst.0,
         worst.1
     );
 }
 
 fn tensor_parity(backend: BackendKind) {
-    let parity: TensorParity = load("tensor_parity.json");
+    for (model, path) in fixtures(".tensors.json") {
+        tensor_parity_of(&model, &load(&path), backend);
+    }
+}
+
+fn tensor_parity_of(model: &str, parity: &TensorParity, backend: BackendKind) {
     assert!(!parity.tensors.is_empty());
     let c = classifier(&parity.card, backend);
     let size = c.card().input_size() as usize;
@@ -144,14 +191,14 @@ fn tensor_parity(backend: BackendKind) {
             worst_prob = worst_prob.max((rust - python).abs());
         }
     }
-    println!("{backend}: max |Δlogit| = {worst_logit:.2e}, max |Δp| = {worst_prob:.2e}");
+    println!("{model} {backend}: max |Δlogit| = {worst_logit:.2e}, max |Δp| = {worst_prob:.2e}");
     assert!(
         worst_logit <= parity.tolerance,
-        "{backend}: max |Δlogit| = {worst_logit}"
+        "{model} {backend}: max |Δlogit| = {worst_logit}"
     );
     assert!(
         worst_prob <= parity.tolerance,
-        "{backend}: max |Δp| = {worst_prob}"
+        "{model} {backend}: max |Δp| = {worst_prob}"
     );
 }
 
