@@ -71,6 +71,11 @@ impl Huffman {
         let (mut code, mut k) = (0i32, 0usize);
         for len in 1..=16usize {
             let n = usize::from(counts[len - 1]);
+            // A code set that overflows its length is not a prefix code: refuse it before its
+            // codes index the lookup table (found by the fuzzer: a slice out of range).
+            if code as usize + n > (1usize << len) {
+                return corrupt("bad Huffman table");
+            }
             valptr[len] = k as i32;
             mincode[len] = code;
             for i in 0..n {
