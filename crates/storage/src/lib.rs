@@ -1,5 +1,5 @@
-//! mole's storage: cases, their images, predictions and the append-only audit trail, in
-//! PostgreSQL.
+//! mole's storage: cases, their images, predictions and the append-only audit trail, clinic
+//! staff (accounts, sessions, sign-in throttling) and their reviews, in PostgreSQL.
 //!
 //! PostgreSQL is the source of truth. The queue only carries case ids; whether a case still needs
 //! work is decided here (`claim`, `requeue_stranded`), so a lost job costs time, never a case.
@@ -9,15 +9,19 @@
 //! All SQL lives in this crate behind [`Store`], so an embedded SQLite backend can slot in later
 //! without touching the web or worker crates.
 
+mod clinic;
 mod model;
 mod queries;
+mod staff;
 
 use std::time::Duration;
 
 use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 
+pub use clinic::*;
 pub use model::*;
 pub use queries::CaseSignal;
+pub use staff::*;
 
 /// The migrations in the repository's `migrations/` folder, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");

@@ -80,8 +80,10 @@ pub enum EventKind {
     Failed,
     /// Someone opened the case page.
     Viewed,
-    /// The uploader deleted the case (its image and prediction are gone).
+    /// The uploader or an admin deleted the case (its image and prediction are gone).
     Deleted,
+    /// A clinician reviewed the case (or amended their review: a new version).
+    Reviewed,
 }
 
 impl EventKind {
@@ -97,11 +99,12 @@ impl EventKind {
             Self::Failed => "failed",
             Self::Viewed => "viewed",
             Self::Deleted => "deleted",
+            Self::Reviewed => "reviewed",
         }
     }
 
     /// Every kind.
-    pub const ALL: [EventKind; 9] = [
+    pub const ALL: [EventKind; 10] = [
         Self::Created,
         Self::Queued,
         Self::Requeued,
@@ -111,6 +114,7 @@ impl EventKind {
         Self::Failed,
         Self::Viewed,
         Self::Deleted,
+        Self::Reviewed,
     ];
 }
 
@@ -133,7 +137,7 @@ impl FromStr for EventKind {
 
 /// Who did something to a case, as written in the audit trail.
 ///
-/// A plain string with a prefix (`uploader:`, `worker:`, `system:`, later `account:`) so new kinds
+/// A plain string with a prefix (`uploader:`, `visitor:`, `worker:`, `system:`, `staff:`) so new kinds
 /// of actors need no schema change.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Actor(String);
@@ -160,6 +164,11 @@ impl Actor {
     /// A worker process, by its unique name.
     pub fn worker(name: &str) -> Self {
         Self(format!("worker:{name}"))
+    }
+
+    /// A clinic staff member, by user name.
+    pub fn staff(username: &str) -> Self {
+        Self(format!("staff:{username}"))
     }
 
     /// An automatic part of the service, e.g. `recovery`.
@@ -225,6 +234,8 @@ pub struct Case {
     pub batch_size: Option<i32>,
     /// When the uploader deleted it.
     pub deleted_at: Option<DateTime<Utc>>,
+    /// The latest review's version; `None` while nobody reviewed the case.
+    pub review_version: Option<i32>,
 }
 
 impl Case {

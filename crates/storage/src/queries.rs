@@ -17,7 +17,7 @@ macro_rules! case_columns {
     () => {
         "id, status, created_at, updated_at, request_id, uploader, image_sha256, enqueued_at, \
          enqueue_count, attempts, claimed_by, lease_until, started_at, finished_at, error_code, \
-         error, model_version, queue_ms, inference_ms, batch_size, deleted_at"
+         error, model_version, queue_ms, inference_ms, batch_size, deleted_at, review_version"
     };
 }
 
@@ -44,6 +44,7 @@ struct CaseRow {
     inference_ms: Option<i32>,
     batch_size: Option<i32>,
     deleted_at: Option<DateTime<Utc>>,
+    review_version: Option<i32>,
 }
 
 impl TryFrom<CaseRow> for Case {
@@ -72,6 +73,7 @@ impl TryFrom<CaseRow> for Case {
             inference_ms: r.inference_ms,
             batch_size: r.batch_size,
             deleted_at: r.deleted_at,
+            review_version: r.review_version,
         })
     }
 }
@@ -158,7 +160,7 @@ impl CaseSignal {
     }
 }
 
-async fn append_event(
+pub(crate) async fn append_event(
     conn: &mut PgConnection,
     case_id: Uuid,
     kind: EventKind,
@@ -315,7 +317,7 @@ impl Store {
             "SELECT c.id, c.status, c.created_at, c.updated_at, c.request_id, c.uploader, \
              c.image_sha256, c.enqueued_at, c.enqueue_count, c.attempts, c.claimed_by, \
              c.lease_until, c.started_at, c.finished_at, c.error_code, c.error, \
-             c.model_version, c.queue_ms, c.inference_ms, c.batch_size, c.deleted_at, \
+             c.model_version, c.queue_ms, c.inference_ms, c.batch_size, c.deleted_at, c.review_version, \
              p.model_version AS p_model_version, p.verdict AS p_verdict, \
              p.p_malignant AS p_p_malignant, p.threshold AS p_threshold, \
              p.top_class AS p_top_class, p.classes AS p_classes, p.created_at AS p_created_at, \
@@ -465,8 +467,9 @@ impl Store {
         Ok(true)
     }
 
-    /// Deletes a case: its image and prediction are removed, the row stays as a tombstone with
-    /// its audit trail. Returns false when it was already deleted or is unknown.
+    /// Deletes a case: its image, prediction, review notes, the uploader's pseudonym and the
+    /// photo's fingerprint are removed; the row stays as a tombstone with its audit trail and
+    /// `deleted` event. Returns false when it was already deleted or is unknown.
     pub async fn delete_case(
         &self,
         id: Uuid,
@@ -494,6 +497,18 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         sqlx::query("DELETE FROM case_views WHERE case_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        // Reviewers' notes may name the patient; the reviews themselves (a diagnosis and a
+        // verdict, no identity left to attach them to) stay, immutable.
+        sqlx::query("DELETE FROM case_review_notes WHERE case_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        // The uploader's pseudonym and the photo's fingerprint go with the photo: what remains is
+        // a tombstone (id, times, status) and its audit trail.
+        sqlx::query("UPDATE cases SET uploader = '', image_sha256 = '' WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)
             .await?;
