@@ -91,6 +91,26 @@ pub fn confusion_matrix(
     classes: &[ClassInfo],
     values: MatrixValues,
 ) -> Result<String, PlotError> {
+    confusion_matrix_with_axes(
+        title,
+        matrix,
+        classes,
+        values,
+        "True class (rows)",
+        "Predicted class (columns, same order as the rows)",
+    )
+}
+
+/// A confusion-matrix heat map with its own axis titles (e.g. a reviewer's diagnosis against
+/// the model's): rows named in full, columns by code in the same order.
+pub fn confusion_matrix_with_axes(
+    title: &str,
+    matrix: &[Vec<u64>],
+    classes: &[ClassInfo],
+    values: MatrixValues,
+    rows_title: &str,
+    columns_title: &str,
+) -> Result<String, PlotError> {
     let k = classes.len().max(1);
     let cell: i32 = 62;
     let left: i32 = 440;
@@ -106,7 +126,7 @@ pub fn confusion_matrix(
             text_style(20, BLACK, HPos::Center, VPos::Center),
         ))?;
         root.draw(&Text::new(
-            "True class (rows)".to_string(),
+            rows_title.to_string(),
             (left - 10, top - 12),
             text_style(14, BLACK, HPos::Right, VPos::Center),
         ))?;
@@ -163,7 +183,7 @@ pub fn confusion_matrix(
             ))?;
         }
         root.draw(&Text::new(
-            "Predicted class (columns, same order as the rows)".to_string(),
+            columns_title.to_string(),
             (left + cell * k as i32 / 2, below + 44),
             text_style(14, BLACK, HPos::Center, VPos::Center),
         ))?;
@@ -414,6 +434,79 @@ pub fn class_distribution(
             .background_style(WHITE.mix(0.9))
             .border_style(BLACK)
             .draw()?;
+        Ok(())
+    })
+}
+
+/// Horizontal bars of a rate in [0, 1] per class (classes named in full, malignant ones in red),
+/// each bar labelled with its percentage and the count it is out of; a class without cases says
+/// so instead of a bar.
+pub fn class_rates(
+    title: &str,
+    x_title: &str,
+    classes: &[ClassInfo],
+    rates: &[(Option<f64>, u64)],
+) -> Result<String, PlotError> {
+    let k = classes.len().max(1);
+    let height = 120 + 46 * k as u32;
+    svg((900, height), |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, (FONT, 20))
+            .margin(15)
+            .x_label_area_size(50)
+            .y_label_area_size(430)
+            .build_cartesian_2d(0f64..1.25f64, (0..k - 1).into_segmented())?;
+        let label_of = |v: &SegmentValue<usize>| match v {
+            SegmentValue::CenterOf(r) if *r < k => {
+                classes.get(k - 1 - r).map(class_label).unwrap_or_default()
+            }
+            _ => String::new(),
+        };
+        chart
+            .configure_mesh()
+            .x_desc(x_title)
+            .y_label_formatter(&label_of)
+            .y_label_style((FONT, 13))
+            .y_labels(k)
+            .x_labels(6)
+            .x_label_formatter(&|v| {
+                if *v <= 1.0001 {
+                    format!("{:.0}%", v * 100.0)
+                } else {
+                    String::new()
+                }
+            })
+            .axis_desc_style((FONT, 15))
+            .disable_y_mesh()
+            .light_line_style(WHITE)
+            .draw()?;
+        let benign = RGBColor(31, 119, 180);
+        let malignant = RGBColor(214, 39, 40);
+        for (i, class) in classes.iter().enumerate() {
+            let (rate, n) = rates.get(i).copied().unwrap_or((None, 0));
+            let row = k - 1 - i;
+            let colour = if class.malignant { malignant } else { benign };
+            let label = match rate {
+                Some(r) => {
+                    let mut bar = Rectangle::new(
+                        [
+                            (0.0, SegmentValue::Exact(row)),
+                            (r, SegmentValue::Exact(row + 1)),
+                        ],
+                        colour.filled(),
+                    );
+                    bar.set_margin(8, 8, 0, 0);
+                    chart.draw_series(std::iter::once(bar))?;
+                    format!("{:.0}% of {n}", r * 100.0)
+                }
+                None => "no cases".to_owned(),
+            };
+            chart.draw_series(std::iter::once(Text::new(
+                label,
+                (rate.unwrap_or(0.0) + 0.01, SegmentValue::CenterOf(row)),
+                text_style(13, BLACK, HPos::Left, VPos::Center),
+            )))?;
+        }
         Ok(())
     })
 }
