@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod admin;
 mod bench_latency;
 mod bench_model;
 mod bench_streams;
@@ -24,6 +25,8 @@ enum Command {
     Serve(mole_web::ServeArgs),
     /// Run a queue worker: batched inference on uploaded cases (run as many as you like).
     Worker(mole_worker::WorkerArgs),
+    /// Staff accounts: add-user, reset-password, list-users.
+    Admin(admin::AdminArgs),
     /// Apply the database migrations and exit.
     Migrate(service::MigrateArgs),
     /// Measure upload → result latency of a running stack (POST, then the event stream).
@@ -41,6 +44,7 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => service::serve(args),
         Command::Worker(args) => service::worker(args),
         Command::Migrate(args) => service::migrate(args),
+        Command::Admin(args) => admin::run(args),
         Command::BenchLatency(args) => bench_latency::run(args),
         Command::BenchModel(args) => bench_model::run(args),
         Command::BenchStreams(args) => bench_streams::run(args),

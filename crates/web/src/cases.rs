@@ -176,9 +176,14 @@ pub async fn image(
     State(app): State<AppState>,
     access: CaseAccess<SeePhoto>,
 ) -> Result<Response, AppError> {
+    photo(&app, access.id()).await
+}
+
+/// The stored photo of a case whose access was checked, never cached.
+pub(crate) async fn photo(app: &AppState, id: uuid::Uuid) -> Result<Response, AppError> {
     let image = app
         .store
-        .image(access.id())
+        .image(id)
         .await?
         .ok_or_else(|| AppError::internal("a live case has no stored image"))?;
     let content_type = HeaderValue::from_str(&image.content_type)

@@ -20,6 +20,10 @@ use serde_json::json;
 /// Any error, boxed.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
+/// The code of [`AppError::SignInRequired`], which [`render`] turns into the sign-in page for
+/// browsers.
+const SIGN_IN_REQUIRED: &str = "sign_in_required";
+
 /// Seconds a client is asked to wait after a 429 or 503.
 const RETRY_AFTER_SECS: &str = "2";
 
@@ -35,6 +39,26 @@ pub enum AppError {
     /// Only the uploader may do this.
     #[error("only the person who uploaded the photo can do this")]
     Forbidden,
+    /// A clinic page without a signed-in staff member: the sign-in page for browsers, 401 for
+    /// JSON clients.
+    #[error("please sign in")]
+    SignInRequired,
+    /// A signed-in staff member whose role does not have the right.
+    #[error("your role does not allow this")]
+    RoleForbidden,
+    /// A form post without the session's form token (forged, or from an ended session).
+    #[error(
+        "this form has expired or did not come from this site; go back, reload the page and try again"
+    )]
+    CsrfRejected,
+    /// A form or query with a value we do not accept; the message says which.
+    #[error("{message}")]
+    Invalid {
+        /// Stable code, e.g. `invalid_filter`.
+        code: &'static str,
+        /// What to tell the person.
+        message: String,
+    },
     /// The upload is not acceptable; the message says why and is shown as is.
     #[error("{message}")]
     BadUpload {
@@ -84,7 +108,9 @@ impl AppError {
         match self {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Gone => StatusCode::GONE,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::RoleForbidden | Self::CsrfRejected => StatusCode::FORBIDDEN,
+            Self::SignInRequired => StatusCode::UNAUTHORIZED,
+            Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::BadUpload { status, .. } => *status,
             Self::Overloaded => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -97,7 +123,10 @@ impl AppError {
         match self {
             Self::NotFound => "not_found",
             Self::Gone => "deleted",
-            Self::Forbidden => "forbidden",
+            Self::Forbidden | Self::RoleForbidden => "forbidden",
+            Self::SignInRequired => SIGN_IN_REQUIRED,
+            Self::CsrfRejected => "csrf_token_invalid",
+            Self::Invalid { code, .. } => code,
             Self::BadUpload { code, .. } => code,
             Self::Overloaded => "overloaded",
             Self::Unavailable(_) => "unavailable",
@@ -202,10 +231,24 @@ pub async fn render(request: Request, next: Next) -> Response {
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    // Where a browser sent to the sign-in page comes back to: the page it asked for (a form
+    // post's page is not known; the list, then).
+    let back = if request.method() == axum::http::Method::GET {
+        request
+            .uri()
+            .path_and_query()
+            .map_or_else(|| "/admin/cases".to_owned(), |p| p.as_str().to_owned())
+    } else {
+        "/admin/cases".to_owned()
+    };
     let response = next.run(request).await;
     let Some(reply) = response.extensions().get::<ErrorReply>().cloned() else {
         return response;
     };
+    if reply.code == SIGN_IN_REQUIRED && !json {
+        let query = serde_urlencoded::to_string([("next", back.as_str())]).unwrap_or_default();
+        return axum::response::Redirect::to(&format!("/admin/sign-in?{query}")).into_response();
+    }
     let (mut parts, _) = response.into_parts();
     let status = parts.status;
     let shown_id = reply.ours.then_some(request_id.as_deref()).flatten();

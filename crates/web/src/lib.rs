@@ -4,10 +4,15 @@
 //! metadata stripped by re-encoding → case and image stored in PostgreSQL → job pushed to Redis →
 //! 303 to the case page. The page listens on `/cases/{id}/events` (SSE), fed by one LISTEN
 //! connection per process and one watch per followed case ([`live`]); without JavaScript it
-//! refreshes itself. Every case route decides access through [`access::CaseAccess`]; every error
-//! leaves through [`error::AppError`].
+//! refreshes itself. Clinic staff sign in under `/admin` ([`auth`]) to list, review, export and
+//! delete cases ([`admin`]) and to see the model against their reviews ([`agreement`]). Every
+//! case route decides access through [`access::CaseAccess`], every other staff page through
+//! [`access::StaffAccess`]; every error leaves through [`error::AppError`].
 
 pub mod access;
+pub mod admin;
+pub mod agreement;
+pub mod auth;
 pub mod cases;
 pub mod error;
 pub mod identity;
@@ -111,6 +116,32 @@ pub struct ServeArgs {
     /// beside the card.
     #[arg(long, env = "MOLE_MODEL_REPORT")]
     pub model_report: Option<PathBuf>,
+
+    /// Minutes without a request after which a staff session ends.
+    #[arg(long, env = "MOLE_SESSION_IDLE_MINUTES", default_value_t = 30)]
+    pub session_idle_minutes: u32,
+
+    /// Hours after sign-in after which a staff session ends, however active.
+    #[arg(long, env = "MOLE_SESSION_MAX_HOURS", default_value_t = 12)]
+    pub session_max_hours: u32,
+
+    /// Wrong passwords in a row after which an account name is locked (the next attempt is
+    /// refused without checking its password).
+    #[arg(long, env = "MOLE_SIGNIN_MAX_FAILURES", default_value_t = 5)]
+    pub signin_max_failures: u32,
+
+    /// Failed sign-ins from one address after which it is locked.
+    #[arg(long, env = "MOLE_SIGNIN_ADDRESS_MAX_FAILURES", default_value_t = 20)]
+    pub signin_address_max_failures: u32,
+
+    /// Seconds a lock lasts after the last failure.
+    #[arg(long, env = "MOLE_SIGNIN_LOCKOUT_SECS", default_value_t = 900)]
+    pub signin_lockout_secs: u64,
+
+    /// Take the client's address for sign-in throttling from the last X-Forwarded-For entry
+    /// (only behind a proxy that appends it, such as Heroku's router).
+    #[arg(long, env = "MOLE_TRUST_FORWARDED_FOR", default_value_t = false, action = clap::ArgAction::Set)]
+    pub trust_forwarded_for: bool,
 }
 
 /// Parses `15MB`, `800KB`, `2MiB` or plain bytes.
@@ -175,6 +206,17 @@ impl ServeArgs {
         if self.max_streams == 0 {
             bail!("MOLE_MAX_STREAMS must be at least 1");
         }
+        if self.session_idle_minutes == 0 || self.session_max_hours == 0 {
+            bail!("MOLE_SESSION_IDLE_MINUTES and MOLE_SESSION_MAX_HOURS must be at least 1");
+        }
+        if self.signin_max_failures == 0 || self.signin_address_max_failures == 0 {
+            bail!(
+                "MOLE_SIGNIN_MAX_FAILURES and MOLE_SIGNIN_ADDRESS_MAX_FAILURES must be at least 1"
+            );
+        }
+        if self.signin_lockout_secs == 0 {
+            bail!("MOLE_SIGNIN_LOCKOUT_SECS must be at least 1");
+        }
         if !self.model.is_file() {
             bail!(
                 "MOLE_MODEL {} is not a file (the model card, e.g. models/mole-v1.card.json)",
@@ -182,6 +224,19 @@ impl ServeArgs {
             );
         }
         Ok(())
+    }
+
+    fn auth_config(&self) -> auth::AuthConfig {
+        auth::AuthConfig {
+            idle_minutes: i64::from(self.session_idle_minutes),
+            max_hours: i64::from(self.session_max_hours),
+            limits: mole_storage::SignInLimits {
+                per_account: self.signin_max_failures.min(i32::MAX as u32) as i32,
+                per_address: self.signin_address_max_failures.min(i32::MAX as u32) as i32,
+                lockout: Duration::from_secs(self.signin_lockout_secs),
+            },
+            trust_forwarded_for: self.trust_forwarded_for,
+        }
     }
 
     fn app_config(&self) -> AppConfig {
@@ -236,6 +291,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// The model, for `/model`.
     pub model: Arc<model::ModelInfo>,
+    /// Staff sign-in settings.
+    pub auth: Arc<auth::AuthConfig>,
 }
 
 /// The Content-Security-Policy of every page: scripts and styles from our own files only (no
@@ -255,6 +312,10 @@ async fn static_file(
         ),
         "case.js" => (
             include_str!("../../../static/case.js"),
+            "text/javascript; charset=utf-8",
+        ),
+        "admin.js" => (
+            include_str!("../../../static/admin.js"),
             "text/javascript; charset=utf-8",
         ),
         _ => return error::AppError::NotFound.into_response(),
@@ -303,6 +364,28 @@ pub fn router(state: AppState) -> Router {
         ));
     // Event streams live long: no timeout (capped in number instead, MOLE_MAX_STREAMS).
     let streams = Router::new().route("/cases/{id}/events", get(cases::events));
+    // The clinic's pages: the only routes with a session (its cookie is sent under /admin only).
+    let staff = Router::new()
+        .route("/admin", get(admin::home))
+        .route(
+            "/admin/sign-in",
+            get(auth::sign_in_page).post(auth::sign_in),
+        )
+        .route("/admin/sign-out", post(auth::sign_out))
+        .route("/admin/cases", get(admin::list))
+        .route("/admin/cases.csv", get(admin::export))
+        .route("/admin/cases/{id}", get(admin::case))
+        .route("/admin/cases/{id}/image", get(admin::image))
+        .route("/admin/cases/{id}/review", post(admin::review))
+        .route("/admin/cases/{id}/delete", post(admin::delete))
+        .route("/admin/agreement", get(agreement::page))
+        .route("/admin/users", get(admin::users).post(admin::add_user))
+        .route("/admin/users/{id}/{action}", post(admin::set_disabled))
+        .layer(auth::session_layer(state.store.clone(), &state.auth))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            state.config.request_timeout,
+        ));
 
     let header = |name: &'static str, value: &'static str| {
         SetResponseHeaderLayer::if_not_present(
@@ -312,6 +395,7 @@ pub fn router(state: AppState) -> Router {
     };
     pages
         .merge(streams)
+        .merge(staff)
         .with_state(state)
         // A panicking handler is a bug like any other: 500 with the request id.
         .layer(CatchPanicLayer::custom(error::panic_response))
@@ -384,6 +468,21 @@ impl Server {
             shutdown.clone(),
         );
         let listener_task = tokio::spawn(live.clone().run_listener());
+        // Expired staff sessions are refused when read; this removes their rows.
+        let sweeper = store.clone();
+        let sweep_stop = shutdown.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(600));
+            loop {
+                tokio::select! {
+                    _ = every.tick() => {}
+                    _ = sweep_stop.cancelled() => return,
+                }
+                if let Err(e) = sweeper.delete_expired_sessions().await {
+                    tracing::warn!(error = %e, "removing expired staff sessions failed");
+                }
+            }
+        });
         let state = AppState {
             store,
             queue,
@@ -393,6 +492,7 @@ impl Server {
             upload_buffer: Arc::new(Semaphore::new(upload::kib(args.upload_buffer))),
             shutdown,
             model: model_info,
+            auth: Arc::new(args.auth_config()),
         };
         let addr = SocketAddr::new(args.bind, args.port);
         let listener = tokio::net::TcpListener::bind(addr)
@@ -426,10 +526,14 @@ impl Server {
                 tracing::debug!(error = %e, "could not set TCP_NODELAY");
             }
         });
-        axum::serve(listener, self.app)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await
-            .context("serving HTTP")?;
+        // The peer's address reaches the handlers (sign-in throttling per address).
+        axum::serve(
+            listener,
+            self.app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+        .context("serving HTTP")?;
         let _ = self.listener_task.await;
         self.state.store.close().await;
         info!("web server stopped");
