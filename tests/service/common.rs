@@ -181,6 +181,12 @@ impl TestEnv {
             view_window_secs: 3600,
             model: model_path(),
             model_report: None,
+            session_idle_minutes: 30,
+            session_max_hours: 12,
+            signin_max_failures: 5,
+            signin_address_max_failures: 20,
+            signin_lockout_secs: 900,
+            trust_forwarded_for: false,
         }
     }
 

@@ -4,6 +4,7 @@
 mod common;
 
 mod access;
+mod admin;
 mod browser;
 mod burst;
 mod end_to_end;
