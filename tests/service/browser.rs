@@ -206,3 +206,147 @@ async fn in_a_real_browser_the_verdict_arrives_on_a_stream_that_resumed_after_a_
     finish(browser, &outcome).await;
     outcome.expect("browser steps");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn in_a_real_browser_staff_sign_in_filter_review_a_case_and_see_it_reviewed_and_the_agreement_updated()
+ {
+    use mole_storage::{NewReview, Role};
+    let env = TestEnv::new().await;
+    let app = App::spawn(&env).await;
+    let password = crate::admin::account(&env, "rita", Role::Reviewer).await;
+    let rita = env
+        .store
+        .account_by_username("rita")
+        .await
+        .unwrap()
+        .unwrap();
+    let melanoma = crate::admin::analysed_case(&env, "mel", &"aa".repeat(32)).await;
+    let naevus = crate::admin::analysed_case(&env, "nv", &"bb".repeat(32)).await;
+    // One case was reviewed before: the filter has something to leave out.
+    env.store
+        .add_review(&NewReview {
+            case_id: naevus,
+            reviewer: rita.id,
+            reviewer_name: "rita".to_owned(),
+            diagnosis: "nv".to_owned(),
+            verdict: "looks_benign".to_owned(),
+            note: None,
+            request_id: None,
+        })
+        .await
+        .unwrap();
+    let (_driver, browser) = browser().await;
+
+    let outcome = async {
+        // Not signed in: the list sends the browser to the sign-in page.
+        browser.goto(&app.url("/admin/cases")).await?;
+        browser
+            .wait()
+            .at_most(PATIENCE)
+            .for_element(Locator::Id("sign-in-form"))
+            .await?;
+        browser
+            .find(Locator::Id("username"))
+            .await?
+            .send_keys("rita")
+            .await?;
+        browser
+            .find(Locator::Id("password"))
+            .await?
+            .send_keys(&password)
+            .await?;
+        browser.find(Locator::Id("sign-in")).await?.click().await?;
+        browser
+            .wait()
+            .at_most(PATIENCE)
+            .for_element(Locator::Id("filters"))
+            .await?;
+        assert_eq!(browser.current_url().await?.path(), "/admin/cases");
+
+        // The agreement page before: one reviewed case.
+        browser.goto(&app.url("/admin/agreement")).await?;
+        let count = browser.find(Locator::Css(".reviewed-count")).await?;
+        assert_eq!(count.text().await?, "1");
+
+        // Filter: the cases waiting for a review.
+        browser.goto(&app.url("/admin/cases")).await?;
+        browser
+            .find(Locator::Id("f-reviewed"))
+            .await?
+            .select_by_value("no")
+            .await?;
+        browser
+            .find(Locator::Id("apply-filters"))
+            .await?
+            .click()
+            .await?;
+        browser
+            .wait()
+            .at_most(PATIENCE)
+            .for_element(Locator::Css("#f-reviewed option[value='no'][selected]"))
+            .await?;
+        let rows = browser.find_all(Locator::Css("#cases tbody tr")).await?;
+        assert_eq!(rows.len(), 1, "only the case waiting for review");
+        assert_eq!(
+            rows[0].attr("data-case-id").await?,
+            Some(melanoma.to_string())
+        );
+
+        // Review it: the model's melanoma confirmed, see a doctor, a note.
+        browser
+            .find(Locator::Css(&format!("tr[data-case-id='{melanoma}'] a")))
+            .await?
+            .click()
+            .await?;
+        browser
+            .wait()
+            .at_most(PATIENCE)
+            .for_element(Locator::Id("review-form"))
+            .await?;
+        assert!(browser.find(Locator::Id("photo")).await.is_ok());
+        browser
+            .find(Locator::Id("r-diagnosis"))
+            .await?
+            .select_by_value("mel")
+            .await?;
+        browser
+            .find(Locator::Id("r-verdict-see_a_doctor"))
+            .await?
+            .click()
+            .await?;
+        browser
+            .find(Locator::Id("r-note"))
+            .await?
+            .send_keys("asymmetric, two colours")
+            .await?;
+        browser.find(Locator::Id("r-submit")).await?.click().await?;
+        let saved = browser
+            .wait()
+            .at_most(PATIENCE)
+            .for_element(Locator::Id("saved"))
+            .await?;
+        assert!(saved.text().await?.contains("Review recorded"));
+        let history = browser.find(Locator::Id("history")).await?.text().await?;
+        assert!(history.contains("reviewed") && history.contains("staff:rita"));
+
+        // The list marks it reviewed.
+        browser.goto(&app.url("/admin/cases")).await?;
+        let row = browser
+            .find(Locator::Css(&format!("tr[data-case-id='{melanoma}']")))
+            .await?;
+        assert_eq!(row.attr("data-reviewed").await?, Some("yes".to_owned()));
+        assert!(row.text().await?.contains("reviewed"));
+
+        // The agreement page counts it.
+        browser.goto(&app.url("/admin/agreement")).await?;
+        let count = browser.find(Locator::Css(".reviewed-count")).await?;
+        assert_eq!(count.text().await?, "2");
+        let sensitivity = browser.find(Locator::Css(".sensitivity")).await?;
+        assert!(sensitivity.text().await?.starts_with("100.0 %"));
+        Ok::<(), fantoccini::error::CmdError>(())
+    }
+    .await;
+    finish(browser, &outcome).await;
+    outcome.expect("browser steps");
+    app.stop().await;
+}
