@@ -4,14 +4,18 @@ use serde_json::Value;
 
 use crate::common::*;
 
+/// The shipped model's `mole eval` report: `models/report/<model>/` (mole_web's default).
+fn report_dir() -> std::path::PathBuf {
+    mole_web::model::default_report_dir(&model_path())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_model_page_shows_the_evaluators_figures_for_the_shipped_model() {
     let env = TestEnv::new().await;
     let app = App::spawn(&env).await;
     let client = http();
 
-    let metrics: Value =
-        serde_json::from_slice(&read(&root().join("models/report/metrics.json"))).unwrap();
+    let metrics: Value = serde_json::from_slice(&read(&report_dir().join("metrics.json"))).unwrap();
     let card: Value = serde_json::from_slice(&read(&model_path())).unwrap();
 
     let page = client.get(app.url("/model")).send().await.unwrap();
@@ -56,7 +60,7 @@ async fn the_model_page_shows_the_evaluators_figures_for_the_shipped_model() {
     let report_html = report.text().await.unwrap();
     assert_eq!(
         report_html,
-        String::from_utf8(read(&root().join("models/report/report.html"))).unwrap()
+        String::from_utf8(read(&report_dir().join("report.html"))).unwrap()
     );
 
     let served: Value = client
@@ -77,7 +81,7 @@ async fn a_report_of_another_model_is_not_shown_as_this_ones() {
     let dir = std::env::temp_dir().join(format!("mole-report-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut metrics: Value =
-        serde_json::from_slice(&read(&root().join("models/report/metrics.json"))).unwrap();
+        serde_json::from_slice(&read(&report_dir().join("metrics.json"))).unwrap();
     metrics["run"]["onnx_sha256"] = Value::from("0".repeat(64));
     std::fs::write(dir.join("metrics.json"), metrics.to_string()).unwrap();
     std::fs::write(dir.join("report.html"), "<html>another model</html>").unwrap();

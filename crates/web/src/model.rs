@@ -263,9 +263,33 @@ pub async fn card(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-/// Default location of the report beside a card: `<card dir>/report`.
+/// Default location of a model's report: `<card dir>/report/<model>` for `<card dir>/<model>.card.json`,
+/// so that the reports of several shipped models live side by side.
 pub fn default_report_dir(card: &Path) -> PathBuf {
+    let file = card.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let model = file
+        .strip_suffix(".card.json")
+        .or_else(|| file.strip_suffix(".json"))
+        .unwrap_or(file);
     card.parent()
         .unwrap_or_else(|| Path::new("."))
         .join("report")
+        .join(model)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_model_has_its_report_folder_beside_its_card() {
+        assert_eq!(
+            default_report_dir(Path::new("models/mole-v2.card.json")),
+            PathBuf::from("models/report/mole-v2")
+        );
+        assert_eq!(
+            default_report_dir(Path::new("/srv/m/x.json")),
+            PathBuf::from("/srv/m/report/x")
+        );
+    }
 }
