@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 mod admin;
+mod bench_admin;
 mod bench_latency;
 mod bench_model;
 mod bench_streams;
@@ -31,6 +32,8 @@ enum Command {
     Migrate(service::MigrateArgs),
     /// Measure upload → result latency of a running stack (POST, then the event stream).
     BenchLatency(bench_latency::BenchLatencyArgs),
+    /// Seed many cases and measure the clinic's past-cases page of a running web process.
+    BenchAdmin(bench_admin::BenchAdminArgs),
     /// Hold many live streams open on a running web process while uploads go on (memory, pool).
     BenchStreams(bench_streams::BenchStreamsArgs),
     /// Measure model throughput and latency (tract, and onnxruntime with `--features ort`).
@@ -48,5 +51,6 @@ fn main() -> anyhow::Result<()> {
         Command::BenchLatency(args) => bench_latency::run(args),
         Command::BenchModel(args) => bench_model::run(args),
         Command::BenchStreams(args) => bench_streams::run(args),
+        Command::BenchAdmin(args) => bench_admin::run(args),
     }
 }

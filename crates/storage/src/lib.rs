@@ -13,6 +13,7 @@ mod clinic;
 mod model;
 mod queries;
 mod staff;
+mod synthetic;
 
 use std::time::Duration;
 
