@@ -37,6 +37,8 @@ async fn every_route_sends_the_security_headers_and_no_page_has_inline_script_or
         "/model/card.json".to_owned(),
         "/static/case.js".to_owned(),
         "/static/mole.css".to_owned(),
+        "/static/admin.js".to_owned(),
+        "/admin/sign-in".to_owned(),
         "/healthz".to_owned(),
         format!("/cases/{}", uuid::Uuid::new_v4()),
         "/no/such/page".to_owned(),
