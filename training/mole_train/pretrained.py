@@ -19,7 +19,7 @@ from torch import nn
 
 VARIANTS = ("lite0", "lite1", "lite2")
 
-# Input normalisation the checkpoint expects, measured by `python -m mole_train.pretrained --measure`
+# Input normalisation the checkpoint expects, measured by `python -m mole_train.pretrained`
 # (ImageNet top-1 agreement and mean log-probability of the right class on scikit-image's photos; see
 # training/README.md). "half" is (x - 0.5) / 0.5, TensorFlow's EfficientNet-Lite preprocessing.
 NORMALISATIONS = {
