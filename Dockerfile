@@ -13,6 +13,6 @@ WORKDIR /app
 COPY --from=build /src/target/release/mole /usr/local/bin/mole
 COPY models/ /app/models/
 USER mole
-ENV MOLE_MODEL=/app/models/mole-v1.card.json MOLE_LOG_FORMAT=json PORT=8080
+ENV MOLE_MODEL=/app/models/mole-v2.card.json MOLE_LOG_FORMAT=json PORT=8080
 EXPOSE 8080
 CMD ["mole", "serve"]

@@ -22,7 +22,7 @@ fn mole_eval_on_the_fixture_writes_metrics_and_a_report_and_prints_the_figures()
     let fixture = repo().join("tests/fixtures/ham10000");
     let output = Command::new(env!("CARGO_BIN_EXE_mole"))
         .args(["eval", "--model"])
-        .arg(repo().join("models/mole-v1.card.json"))
+        .arg(repo().join("models/mole-v2.card.json"))
         .arg("--images")
         .arg(&fixture)
         .arg("--labels")
@@ -48,7 +48,7 @@ fn mole_eval_on_the_fixture_writes_metrics_and_a_report_and_prints_the_figures()
     let metrics: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
     assert_eq!(metrics["n_images"].as_u64().unwrap() as usize, labelled);
-    assert_eq!(metrics["run"]["model_version"], "mole-v1@1.0.0");
+    assert_eq!(metrics["run"]["model_version"], "mole-v2@2.0.0");
     let ba = metrics["balanced_accuracy"].as_f64().unwrap();
     assert!(
         stdout.contains(&format!("{ba:.4}")),
@@ -71,7 +71,7 @@ fn mole_eval_with_an_unknown_split_fails_with_a_message_instead_of_a_panic() {
     .unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_mole"))
         .args(["eval", "--model"])
-        .arg(repo().join("models/mole-v1.card.json"))
+        .arg(repo().join("models/mole-v2.card.json"))
         .arg("--images")
         .arg(&fixture)
         .arg("--labels")

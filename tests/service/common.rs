@@ -3,7 +3,7 @@
 //!
 //! Services: `TEST_DATABASE_URL` (default postgres://postgres@127.0.0.1:5432/postgres, a user
 //! allowed to create databases) and `TEST_REDIS_URL` (default redis://127.0.0.1:6379). The model:
-//! `MOLE_MODEL`, default the shipped models/mole-v1.card.json.
+//! `MOLE_MODEL`, default the shipped models/mole-v2.card.json.
 
 #![allow(dead_code)]
 
@@ -42,7 +42,7 @@ pub fn root() -> PathBuf {
 pub fn model_path() -> PathBuf {
     match std::env::var_os("MOLE_MODEL") {
         Some(p) => PathBuf::from(p),
-        None => root().join("models/mole-v1.card.json"),
+        None => root().join("models/mole-v2.card.json"),
     }
 }
 

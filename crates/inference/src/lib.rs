@@ -6,7 +6,7 @@
 //! ```no_run
 //! use mole_inference::{Classifier, ClassifierConfig};
 //! # fn main() -> Result<(), mole_inference::InferenceError> {
-//! let classifier = Classifier::load("models/mole-v1.card.json".as_ref(), ClassifierConfig::default())?;
+//! let classifier = Classifier::load("models/mole-v2.card.json".as_ref(), ClassifierConfig::default())?;
 //! let image = classifier.preprocess(&std::fs::read("lesion.jpg").unwrap())?;
 //! let prediction = &classifier.predict(&[image])?[0];
 //! println!("{:?} (P(malignant) = {:.2})", prediction.verdict, prediction.p_malignant);

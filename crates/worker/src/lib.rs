@@ -40,7 +40,7 @@ pub struct WorkerArgs {
     pub connection: ConnectionArgs,
 
     /// Model card of the model to serve.
-    #[arg(long, env = "MOLE_MODEL", default_value = "models/mole-v1.card.json")]
+    #[arg(long, env = "MOLE_MODEL", default_value = "models/mole-v2.card.json")]
     pub model: PathBuf,
 
     /// Most cases in one forward pass.
@@ -127,7 +127,7 @@ impl WorkerArgs {
         }
         if !self.model.is_file() {
             bail!(
-                "MOLE_MODEL {} is not a file (the model card, e.g. models/mole-v1.card.json)",
+                "MOLE_MODEL {} is not a file (the model card, e.g. models/mole-v2.card.json)",
                 self.model.display()
             );
         }

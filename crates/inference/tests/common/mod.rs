@@ -17,7 +17,7 @@ pub fn card_path() -> PathBuf {
     if let Some(path) = std::env::var_os("MOLE_TEST_CARD") {
         return PathBuf::from(path);
     }
-    let path = workspace_root().join("models/mole-v1.card.json");
+    let path = workspace_root().join("models/mole-v2.card.json");
     assert!(
         path.exists(),
         "{} is missing: the model is part of the repository (set MOLE_TEST_CARD to test another card)",
