@@ -12,7 +12,7 @@ use mole_inference::{BackendKind, TractOptions, TractParallelism, TractPlans};
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// Model card to measure.
-    #[arg(long, default_value = "models/mole-v2.card.json")]
+    #[arg(long, default_value = mole_inference::DEFAULT_CARD)]
     model: PathBuf,
     /// Folder of images to feed the model (and to time decoding on).
     #[arg(long, default_value = "tests/fixtures/ham10000")]

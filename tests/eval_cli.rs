@@ -22,7 +22,7 @@ fn mole_eval_on_the_fixture_writes_metrics_and_a_report_and_prints_the_figures()
     let fixture = repo().join("tests/fixtures/ham10000");
     let output = Command::new(env!("CARGO_BIN_EXE_mole"))
         .args(["eval", "--model"])
-        .arg(repo().join("models/mole-v2.card.json"))
+        .arg(repo().join(mole_inference::DEFAULT_CARD))
         .arg("--images")
         .arg(&fixture)
         .arg("--labels")
@@ -71,7 +71,7 @@ fn mole_eval_with_an_unknown_split_fails_with_a_message_instead_of_a_panic() {
     .unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_mole"))
         .args(["eval", "--model"])
-        .arg(repo().join("models/mole-v2.card.json"))
+        .arg(repo().join(mole_inference::DEFAULT_CARD))
         .arg("--images")
         .arg(&fixture)
         .arg("--labels")

@@ -42,7 +42,7 @@ pub fn root() -> PathBuf {
 pub fn model_path() -> PathBuf {
     match std::env::var_os("MOLE_MODEL") {
         Some(p) => PathBuf::from(p),
-        None => root().join("models/mole-v2.card.json"),
+        None => root().join(mole_inference::DEFAULT_CARD),
     }
 }
 

@@ -13,7 +13,7 @@ fn repo() -> PathBuf {
 
 fn card() -> PathBuf {
     std::env::var_os("MOLE_TEST_CARD")
-        .map_or_else(|| repo().join("models/mole-v2.card.json"), PathBuf::from)
+        .map_or_else(|| repo().join(mole_inference::DEFAULT_CARD), PathBuf::from)
 }
 
 fn fixture() -> PathBuf {

@@ -43,7 +43,7 @@ pub struct BenchConfig {
 impl Default for BenchConfig {
     fn default() -> Self {
         Self {
-            card: PathBuf::from("models/mole-v2.card.json"),
+            card: PathBuf::from(crate::DEFAULT_CARD),
             images: PathBuf::from("tests/fixtures/ham10000"),
             backends: vec![BackendKind::Tract],
             batch_sizes: vec![1, 8, 32],

@@ -28,6 +28,10 @@ pub mod preprocess;
 pub use backend::tract::{TractOptions, TractParallelism, TractPlans};
 pub use backend::{Backend, BackendKind};
 pub use card::ModelCard;
+
+/// The shipped model card every command and test uses unless told otherwise, relative to the
+/// workspace root (where `mole` runs from).
+pub const DEFAULT_CARD: &str = "models/mole-v2.card.json";
 pub use classifier::{
     Classifier, ClassifierConfig, Prediction, Preprocessed, Verdict, calibrated_softmax,
 };

@@ -109,7 +109,7 @@ pub struct ServeArgs {
     pub view_window_secs: u64,
 
     /// Model card of the model the workers serve (shown on /model).
-    #[arg(long, env = "MOLE_MODEL", default_value = "models/mole-v2.card.json")]
+    #[arg(long, env = "MOLE_MODEL", default_value = mole_inference::DEFAULT_CARD)]
     pub model: PathBuf,
 
     /// Directory of the model's `mole eval` report (metrics.json, report.html); default: `report`
@@ -219,8 +219,9 @@ impl ServeArgs {
         }
         if !self.model.is_file() {
             bail!(
-                "MOLE_MODEL {} is not a file (the model card, e.g. models/mole-v2.card.json)",
-                self.model.display()
+                "MOLE_MODEL {} is not a file (the model card, e.g. {})",
+                self.model.display(),
+                mole_inference::DEFAULT_CARD
             );
         }
         Ok(())

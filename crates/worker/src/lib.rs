@@ -40,7 +40,7 @@ pub struct WorkerArgs {
     pub connection: ConnectionArgs,
 
     /// Model card of the model to serve.
-    #[arg(long, env = "MOLE_MODEL", default_value = "models/mole-v2.card.json")]
+    #[arg(long, env = "MOLE_MODEL", default_value = mole_inference::DEFAULT_CARD)]
     pub model: PathBuf,
 
     /// Most cases in one forward pass.
@@ -127,8 +127,9 @@ impl WorkerArgs {
         }
         if !self.model.is_file() {
             bail!(
-                "MOLE_MODEL {} is not a file (the model card, e.g. models/mole-v2.card.json)",
-                self.model.display()
+                "MOLE_MODEL {} is not a file (the model card, e.g. {})",
+                self.model.display(),
+                mole_inference::DEFAULT_CARD
             );
         }
         Ok(())

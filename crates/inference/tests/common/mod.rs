@@ -17,7 +17,7 @@ pub fn card_path() -> PathBuf {
     if let Some(path) = std::env::var_os("MOLE_TEST_CARD") {
         return PathBuf::from(path);
     }
-    let path = workspace_root().join("models/mole-v2.card.json");
+    let path = workspace_root().join(mole_inference::DEFAULT_CARD);
     assert!(
         path.exists(),
         "{} is missing: the model is part of the repository (set MOLE_TEST_CARD to test another card)",
