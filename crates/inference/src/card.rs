@@ -51,6 +51,9 @@ pub struct ModelCard {
     /// Validation and test metrics.
     #[serde(default)]
     pub metrics: serde_json::Value,
+    /// When and why a photo is refused instead of diagnosed; cards without it never refuse.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<RefusalSpec>,
     /// Folder the card was loaded from; `onnx_file` is relative to it.
     #[serde(skip)]
     dir: PathBuf,
@@ -99,6 +102,30 @@ pub struct PreprocessingSpec {
     pub mean: [f32; 3],
     /// Per-channel standard deviation divided by after subtracting the mean.
     pub std: [f32; 3],
+}
+
+/// The `refusal` section of the card: the second model output and the limits that decide whether a
+/// photo can be judged at all (docs/model-card-schema.md). Every limit was fitted on the validation
+/// split's lesion photos by `python -m mole_train.refusal`; `mole refusal` measures it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RefusalSpec {
+    /// ONNX output holding the signals, `[N, signals.len()]`.
+    pub output: String,
+    /// Names of the output's columns; `ood`, `luma` and `sharpness` must be among them.
+    pub signals: Vec<String>,
+    /// Shortest side, in pixels, of a photo the model can judge.
+    pub min_side: u32,
+    /// Distance of the photo's features from the training lesions above which it is "not a lesion".
+    pub ood_max: f32,
+    /// Mean brightness (0–1) of the model's view below which the photo is too dark.
+    pub luma_min: f32,
+    /// Mean brightness (0–1) above which the photo is overexposed.
+    pub luma_max: f32,
+    /// Sharpness (mean squared Laplacian of the model's view) below which the photo is too blurry.
+    pub sharpness_min: f32,
+    /// How the limits were fitted and what they measured (free-form).
+    #[serde(default)]
+    pub fitted: serde_json::Value,
 }
 
 /// One class of the model's output.
@@ -223,6 +250,22 @@ impl ModelCard {
                 "threshold {} must be within [0, 1]",
                 self.threshold
             )));
+        }
+        if let Some(r) = &self.refusal {
+            for needed in ["ood", "luma", "sharpness"] {
+                if !r.signals.iter().any(|s| s == needed) {
+                    return Err(self.invalid(format!("refusal.signals lacks {needed:?}")));
+                }
+            }
+            if r.output == self.output.name {
+                return Err(self.invalid("refusal.output must differ from output.name"));
+            }
+            let limits = [r.ood_max, r.luma_min, r.luma_max, r.sharpness_min];
+            if limits.iter().any(|v| !v.is_finite()) || r.luma_min >= r.luma_max {
+                return Err(
+                    self.invalid("refusal limits must be finite, with luma_min below luma_max")
+                );
+            }
         }
         let sha = &self.onnx_sha256;
         if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {

@@ -95,6 +95,120 @@ impl std::str::FromStr for Verdict {
     }
 }
 
+/// Why a photo is refused instead of diagnosed: the model cannot judge it, and says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefusalReason {
+    /// The photo is smaller than the card's `min_side`.
+    TooSmall,
+    /// The model's view is darker than any lesion photo it was checked on.
+    TooDark,
+    /// The model's view is brighter than any lesion photo it was checked on.
+    Overexposed,
+    /// The model's view has less detail than the lesion photos it was checked on.
+    TooBlurry,
+    /// The photo's features are far from every lesion the model was trained on.
+    NotALesion,
+}
+
+impl RefusalReason {
+    /// Every reason, in the order they are checked.
+    pub const ALL: [RefusalReason; 5] = [
+        Self::TooSmall,
+        Self::TooDark,
+        Self::Overexposed,
+        Self::TooBlurry,
+        Self::NotALesion,
+    ];
+
+    /// The serde name, for storage.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::TooSmall => "too_small",
+            Self::TooDark => "too_dark",
+            Self::Overexposed => "overexposed",
+            Self::TooBlurry => "too_blurry",
+            Self::NotALesion => "not_a_lesion",
+        }
+    }
+
+    /// Why, in words for the person who sent the photo.
+    pub fn plain_words(&self) -> &'static str {
+        match self {
+            Self::TooSmall => {
+                "This photo is too small for the model to see the skin in enough detail."
+            }
+            Self::TooDark => "This photo is too dark for the model to see the skin.",
+            Self::Overexposed => "This photo is too bright: the skin is washed out.",
+            Self::TooBlurry => {
+                "This photo is too blurry for the model to see the lesion's edges and pattern."
+            }
+            Self::NotALesion => {
+                "This does not look like a close-up photo of a skin lesion, so the model cannot judge it."
+            }
+        }
+    }
+
+    /// What to do about it.
+    pub fn advice(&self) -> &'static str {
+        match self {
+            Self::TooSmall => {
+                "Send the photo at its full size (at least a few hundred pixels on each side), not a thumbnail."
+            }
+            Self::TooDark => {
+                "Take the photo in daylight or good indoor light; avoid your own shadow over the spot."
+            }
+            Self::Overexposed => {
+                "Turn the flash off and move out of direct sunlight; let the camera set the exposure."
+            }
+            Self::TooBlurry => {
+                "Hold the camera still about 10 cm from the skin and tap the spot on the screen to focus before taking the photo."
+            }
+            Self::NotALesion => {
+                "Photograph only the spot on the skin: fill most of the frame with it, in focus and in even light, with nothing else in the picture."
+            }
+        }
+    }
+}
+
+impl std::str::FromStr for RefusalReason {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| format!("unknown refusal reason {s:?}"))
+    }
+}
+
+/// What the model measured about the photo itself (the card's `refusal.signals`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PhotoSignals {
+    /// Distance of the photo's features from the training lesions (larger = stranger).
+    pub ood: f32,
+    /// Mean brightness of the model's view, 0–1.
+    pub luma: f32,
+    /// Mean squared Laplacian of the model's view's brightness (larger = sharper).
+    pub sharpness: f32,
+}
+
+/// What the model looked at: how much covering each cell of a grid laid over the model's view
+/// changes P(malignant) (occlusion sensitivity, Zeiler & Fergus 2014).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OcclusionMap {
+    /// Cells per side of the grid.
+    pub grid: usize,
+    /// P(malignant) of the uncovered view (no test-time augmentation).
+    pub base: f32,
+    /// For each cell, row-major from the top left: `base` minus P(malignant) with the cell covered
+    /// by the photo's mean colour. Positive: the cell raised P(malignant); negative: it lowered it.
+    pub cells: Vec<f32>,
+    /// Where the model's view (the centre square) lies in the photo, as fractions of the photo's
+    /// width and height: `[left, top, width, height]`.
+    pub view: [f32; 4],
+}
+
 /// The model's answer for one image.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Prediction {
@@ -108,6 +222,13 @@ pub struct Prediction {
     pub top_class: usize,
     /// `name@version` of the model card.
     pub model_version: String,
+    /// What the model measured about the photo (when the card has a `refusal` section).
+    #[serde(default)]
+    pub signals: Option<PhotoSignals>,
+    /// Set when the photo cannot be judged: then the probabilities are not a diagnosis and must
+    /// not be shown as one.
+    #[serde(default)]
+    pub refusal: Option<RefusalReason>,
 }
 
 /// A loaded model, ready to classify. Cheap to share: wrap it in an `Arc`; `predict` may be called
@@ -119,6 +240,8 @@ pub struct Classifier {
     norm: Normalization,
     malignant: Vec<bool>,
     version: String,
+    /// Column of `ood`, `luma` and `sharpness` in the signals output.
+    signal_columns: Option<[usize; 3]>,
 }
 
 impl std::fmt::Debug for Classifier {
@@ -164,7 +287,20 @@ impl Classifier {
             output_name: card.output.name.clone(),
             size: card.input_size() as usize,
             classes: card.num_classes(),
+            signals: card
+                .refusal
+                .as_ref()
+                .map(|r| (r.output.clone(), r.signals.len())),
         };
+        let signal_columns = card.refusal.as_ref().map(|r| {
+            let col = |name: &str| {
+                r.signals
+                    .iter()
+                    .position(|s| s == name)
+                    .expect("validated by the card")
+            };
+            [col("ood"), col("luma"), col("sharpness")]
+        });
         let backend: Box<dyn Backend> = match config.backend {
             BackendKind::Tract => Box::new(TractBackend::load(
                 &onnx,
@@ -191,6 +327,7 @@ impl Classifier {
             norm: Normalization::from_card(&card),
             malignant: card.malignant_mask(),
             version: card.model_version(),
+            signal_columns,
             card,
             backend,
             config,
@@ -257,6 +394,7 @@ impl Classifier {
             &[View::Identity]
         };
         let classes = self.card.num_classes();
+        let width = classes + self.card.refusal.as_ref().map_or(0, |r| r.signals.len());
         let mut predictions = Vec::with_capacity(batch.len());
         for chunk in batch.chunks(self.config.max_batch) {
             let rows = chunk.len() * views.len();
@@ -266,31 +404,140 @@ impl Classifier {
                     view.extend_into(&image.tensor, size, &mut input);
                 }
             }
-            let logits = self.backend.run(&input, rows)?;
-            if logits.len() != rows * classes {
+            let out = self.backend.run(&input, rows)?;
+            if out.len() != rows * width {
                 return Err(InferenceError::Backend {
                     backend: self.backend.name(),
-                    reason: format!("{} logits for {rows} rows of {classes}", logits.len()),
+                    reason: format!("{} values for {rows} rows of {width}", out.len()),
                 });
             }
-            if logits.iter().any(|l| !l.is_finite()) {
+            if out.iter().any(|l| !l.is_finite()) {
                 return Err(InferenceError::Backend {
                     backend: self.backend.name(),
-                    reason: "the model produced non-finite logits".into(),
+                    reason: "the model produced non-finite outputs".into(),
                 });
             }
-            for image_logits in logits.chunks(views.len() * classes) {
+            for (image, image_rows) in chunk.iter().zip(out.chunks(views.len() * width)) {
                 let mut probabilities = vec![0.0f32; classes];
-                for view_logits in image_logits.chunks(classes) {
-                    let p = calibrated_softmax(view_logits, self.card.temperature);
+                for row in image_rows.chunks(width) {
+                    let p = calibrated_softmax(&row[..classes], self.card.temperature);
                     for (acc, v) in probabilities.iter_mut().zip(p) {
                         *acc += v / views.len() as f32;
                     }
                 }
-                predictions.push(self.prediction(probabilities));
+                // The photo's own signals come from its untransformed view (the first).
+                let signals = self.signal_columns.map(|[o, l, s]| {
+                    let row = &image_rows[classes..width];
+                    PhotoSignals {
+                        ood: row[o],
+                        luma: row[l],
+                        sharpness: row[s],
+                    }
+                });
+                let mut prediction = self.prediction(probabilities);
+                prediction.refusal = self.refusal(image, signals.as_ref());
+                prediction.signals = signals;
+                predictions.push(prediction);
             }
         }
         Ok(predictions)
+    }
+
+    /// Whether the card's limits refuse this photo, checked in [`RefusalReason::ALL`]'s order:
+    /// what the person can fix most easily (size, light, focus) is named before "not a lesion".
+    pub fn refusal(
+        &self,
+        image: &Preprocessed,
+        signals: Option<&PhotoSignals>,
+    ) -> Option<RefusalReason> {
+        let spec = self.card.refusal.as_ref()?;
+        let signals = signals?;
+        if image.width.min(image.height) < spec.min_side {
+            Some(RefusalReason::TooSmall)
+        } else if signals.luma < spec.luma_min {
+            Some(RefusalReason::TooDark)
+        } else if signals.luma > spec.luma_max {
+            Some(RefusalReason::Overexposed)
+        } else if signals.sharpness < spec.sharpness_min {
+            Some(RefusalReason::TooBlurry)
+        } else if signals.ood > spec.ood_max {
+            Some(RefusalReason::NotALesion)
+        } else {
+            None
+        }
+    }
+
+    /// The occlusion map of one image: the view and `grid × grid` copies with one cell covered by
+    /// the image's mean colour, run as one batch (split only at `max_batch` rows), without TTA.
+    pub fn occlusion(
+        &self,
+        image: &Preprocessed,
+        grid: usize,
+    ) -> Result<OcclusionMap, InferenceError> {
+        let size = self.card.input_size() as usize;
+        let plane = size * size;
+        if !(1..=size).contains(&grid) || image.tensor.len() != 3 * plane {
+            return Err(InferenceError::InvalidBatch {
+                reason: format!(
+                    "an occlusion grid of {grid} on a tensor of {} values",
+                    image.tensor.len()
+                ),
+            });
+        }
+        let mean: Vec<f32> = image
+            .tensor
+            .chunks(plane)
+            .map(|c| c.iter().sum::<f32>() / plane as f32)
+            .collect();
+        let rows = grid * grid + 1;
+        let mut input = Vec::with_capacity(rows * 3 * plane);
+        input.extend_from_slice(&image.tensor);
+        let edge = |i: usize| i * size / grid;
+        for r in 0..grid {
+            for c in 0..grid {
+                let start = input.len();
+                input.extend_from_slice(&image.tensor);
+                let copy = &mut input[start..];
+                for (ch, m) in mean.iter().enumerate() {
+                    for y in edge(r)..edge(r + 1) {
+                        let row = ch * plane + y * size;
+                        copy[row + edge(c)..row + edge(c + 1)].fill(*m);
+                    }
+                }
+            }
+        }
+        let classes = self.card.num_classes();
+        let width = classes + self.card.refusal.as_ref().map_or(0, |r| r.signals.len());
+        let per_image = 3 * plane;
+        let mut p_malignant = Vec::with_capacity(rows);
+        for chunk in input.chunks(self.config.max_batch * per_image) {
+            let n = chunk.len() / per_image;
+            let out = self.backend.run(chunk, n)?;
+            if out.len() != n * width || out.iter().any(|v| !v.is_finite()) {
+                return Err(InferenceError::Backend {
+                    backend: self.backend.name(),
+                    reason: "the occlusion pass gave malformed outputs".into(),
+                });
+            }
+            for row in out.chunks(width) {
+                let p = calibrated_softmax(&row[..classes], self.card.temperature);
+                p_malignant.push(self.prediction(p).p_malignant);
+            }
+        }
+        let base = p_malignant[0];
+        let (w, h) = (image.width.max(1) as f32, image.height.max(1) as f32);
+        let side = w.min(h);
+        Ok(OcclusionMap {
+            grid,
+            base,
+            cells: p_malignant[1..].iter().map(|p| base - p).collect(),
+            view: [
+                ((w - side) / 2.0).floor() / w,
+                ((h - side) / 2.0).floor() / h,
+                side / w,
+                side / h,
+            ],
+        })
     }
 
     /// Builds the prediction for calibrated probabilities in card order.
@@ -313,6 +560,8 @@ impl Classifier {
             verdict,
             top_class,
             model_version: self.version.clone(),
+            signals: None,
+            refusal: None,
         }
     }
 
@@ -344,8 +593,9 @@ impl Classifier {
         self.backend.prepare(&rows)
     }
 
-    /// One raw forward pass over `batch` preprocessed images laid out NCHW; returns the logits
-    /// `[batch, classes]` (no TTA, no calibration). For benchmarks and diagnostics.
+    /// One raw forward pass over `batch` preprocessed images laid out NCHW; returns per image its
+    /// logits, then its refusal signals when the card has them (no TTA, no calibration). For
+    /// benchmarks and diagnostics.
     pub fn forward(&self, input: &[f32], batch: usize) -> Result<Vec<f32>, InferenceError> {
         self.backend.run(input, batch)
     }

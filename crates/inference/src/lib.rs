@@ -27,13 +27,14 @@ pub mod preprocess;
 
 pub use backend::tract::{TractOptions, TractParallelism, TractPlans};
 pub use backend::{Backend, BackendKind};
-pub use card::ModelCard;
+pub use card::{ModelCard, RefusalSpec};
 
 /// The shipped model card every command and test uses unless told otherwise, relative to the
 /// workspace root (where `mole` runs from).
 pub const DEFAULT_CARD: &str = "models/mole-v2.card.json";
 pub use classifier::{
-    Classifier, ClassifierConfig, Prediction, Preprocessed, Verdict, calibrated_softmax,
+    Classifier, ClassifierConfig, OcclusionMap, PhotoSignals, Prediction, Preprocessed,
+    RefusalReason, Verdict, calibrated_softmax,
 };
 pub use decode::{DecodeLimits, decode_image, sniff_format};
 pub use error::InferenceError;

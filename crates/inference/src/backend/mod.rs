@@ -18,7 +18,8 @@ pub trait Backend: Send + Sync {
     fn name(&self) -> &'static str;
 
     /// Runs `batch` images laid out `[batch, 3, S, S]` in `input` through the model in one
-    /// forward pass and returns the logits `[batch, classes]` row-major.
+    /// forward pass and returns, row-major, one row per image: its logits, followed by its refusal
+    /// signals when the card names a second output (`[batch, classes + signals]`).
     fn run(&self, input: &[f32], batch: usize) -> Result<Vec<f32>, InferenceError>;
 
     /// Does the one-off work (plan building) for these batch sizes now rather than on first use.
@@ -84,6 +85,8 @@ pub(crate) struct Expected {
     pub output_name: String,
     pub size: usize,
     pub classes: usize,
+    /// The refusal signals' output name and width, when the card has a `refusal` section.
+    pub signals: Option<(String, usize)>,
 }
 
 impl Expected {
@@ -94,6 +97,30 @@ impl Expected {
             card,
             model,
         }
+    }
+
+    /// Values per image in what [`Backend::run`] returns.
+    pub(crate) fn row_width(&self) -> usize {
+        self.classes + self.signals.as_ref().map_or(0, |(_, n)| *n)
+    }
+
+    /// Output names in the order the model must list them.
+    pub(crate) fn output_names(&self) -> Vec<String> {
+        let mut names = vec![self.output_name.clone()];
+        names.extend(self.signals.iter().map(|(n, _)| n.clone()));
+        names
+    }
+
+    /// Interleaves per-image rows of the logits and (when present) the signals.
+    pub(crate) fn join_rows(&self, logits: &[f32], signals: Option<&[f32]>, n: usize) -> Vec<f32> {
+        let mut out = Vec::with_capacity(n * self.row_width());
+        for i in 0..n {
+            out.extend_from_slice(&logits[i * self.classes..(i + 1) * self.classes]);
+            if let (Some(s), Some((_, k))) = (signals, &self.signals) {
+                out.extend_from_slice(&s[i * k..(i + 1) * k]);
+            }
+        }
+        out
     }
 
     /// The input shape as written in error messages.

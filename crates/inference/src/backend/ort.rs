@@ -123,21 +123,23 @@ impl OrtBackend {
     fn check(&self, session: &Session) -> Result<(), InferenceError> {
         let e = &self.expected;
         let (inputs, outputs) = (session.inputs(), session.outputs());
-        if inputs.len() != 1 || outputs.len() != 1 {
+        let want_outputs = e.output_names();
+        if inputs.len() != 1 || outputs.len() != want_outputs.len() {
             return Err(e.mismatch(
                 "number of inputs and outputs",
-                "1 and 1".into(),
+                format!("1 and {}", want_outputs.len()),
                 format!("{} and {}", inputs.len(), outputs.len()),
             ));
         }
         if inputs[0].name() != e.input_name {
             return Err(e.mismatch("input name", e.input_name.clone(), inputs[0].name().into()));
         }
-        if outputs[0].name() != e.output_name {
+        let output_names: Vec<String> = outputs.iter().map(|o| o.name().to_owned()).collect();
+        if output_names != want_outputs {
             return Err(e.mismatch(
-                "output name",
-                e.output_name.clone(),
-                outputs[0].name().into(),
+                "output names",
+                format!("{want_outputs:?}"),
+                format!("{output_names:?}"),
             ));
         }
         // onnxruntime reports symbolic dimensions as -1.
@@ -150,17 +152,21 @@ impl OrtBackend {
         if dims.len() != 4 || dims[1..].iter().zip(want).any(|(d, w)| *d != -1 && *d != w) {
             return Err(e.mismatch("input shape", e.input_shape(), format!("{dims:?}")));
         }
-        let out: Vec<i64> = outputs[0]
-            .dtype()
-            .tensor_shape()
-            .map(|s| s.to_vec())
-            .unwrap_or_default();
-        if out.len() != 2 || out[1] != e.classes as i64 {
-            return Err(e.mismatch(
-                "output shape",
-                format!("[N, {}]", e.classes),
-                format!("{out:?}"),
-            ));
+        let mut widths = vec![e.classes];
+        widths.extend(e.signals.iter().map(|(_, k)| *k));
+        for (output, width) in outputs.iter().zip(widths) {
+            let out: Vec<i64> = output
+                .dtype()
+                .tensor_shape()
+                .map(|s| s.to_vec())
+                .unwrap_or_default();
+            if out.len() != 2 || out[1] != width as i64 {
+                return Err(e.mismatch(
+                    "output shape",
+                    format!("[N, {width}]"),
+                    format!("{out:?}"),
+                ));
+            }
         }
         Ok(())
     }
@@ -193,7 +199,19 @@ impl Backend for OrtBackend {
             if **shape != [batch as i64, self.expected.classes as i64] {
                 return Err(backend_err(format!("output shape {shape:?}")));
             }
-            Ok(logits.to_vec())
+            let signals = match &self.expected.signals {
+                None => None,
+                Some((_, k)) => {
+                    let (shape, values) = outputs[1]
+                        .try_extract_tensor::<f32>()
+                        .map_err(backend_err)?;
+                    if **shape != [batch as i64, *k as i64] {
+                        return Err(backend_err(format!("refusal output shape {shape:?}")));
+                    }
+                    Some(values)
+                }
+            };
+            Ok(self.expected.join_rows(logits, signals, batch))
         })();
         self.sessions
             .lock()

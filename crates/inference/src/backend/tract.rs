@@ -126,10 +126,11 @@ impl TractBackend {
         let model = tract_onnx::onnx()
             .model_for_read(&mut Cursor::new(onnx))
             .map_err(backend_err)?;
-        if model.inputs.len() != 1 || model.outputs.len() != 1 {
+        let want_outputs = expected.output_names();
+        if model.inputs.len() != 1 || model.outputs.len() != want_outputs.len() {
             return Err(expected.mismatch(
                 "number of inputs and outputs",
-                "1 and 1".into(),
+                format!("1 and {}", want_outputs.len()),
                 format!("{} and {}", model.inputs.len(), model.outputs.len()),
             ));
         }
@@ -137,15 +138,21 @@ impl TractBackend {
         if input_name != expected.input_name {
             return Err(expected.mismatch("input name", expected.input_name.clone(), input_name));
         }
-        let output_name = model
-            .outlet_label(model.outputs[0])
-            .map(str::to_owned)
-            .unwrap_or_else(|| model.node(model.outputs[0].node).name.clone());
-        if output_name != expected.output_name {
+        let output_names: Vec<String> = model
+            .outputs
+            .iter()
+            .map(|o| {
+                model
+                    .outlet_label(*o)
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| model.node(o.node).name.clone())
+            })
+            .collect();
+        if output_names != want_outputs {
             return Err(expected.mismatch(
-                "output name",
-                expected.output_name.clone(),
-                output_name,
+                "output names",
+                format!("{want_outputs:?}"),
+                format!("{output_names:?}"),
             ));
         }
 
@@ -203,17 +210,21 @@ impl TractBackend {
         };
         let typed = typed.into_decluttered().map_err(backend_err)?;
 
-        let out = typed.output_fact(0).map_err(backend_err)?;
-        let out_dims: Vec<TDim> = out.shape.iter().cloned().collect();
-        if out_dims.len() != 2 || out_dims[1].as_i64() != Some(expected.classes as i64) {
-            return Err(expected.mismatch(
-                "output shape",
-                format!("[N, {}]", expected.classes),
-                format!(
-                    "{:?}",
-                    out_dims.iter().map(|d| d.to_string()).collect::<Vec<_>>()
-                ),
-            ));
+        let mut widths = vec![expected.classes];
+        widths.extend(expected.signals.iter().map(|(_, k)| *k));
+        for (i, width) in widths.into_iter().enumerate() {
+            let out = typed.output_fact(i).map_err(backend_err)?;
+            let out_dims: Vec<TDim> = out.shape.iter().cloned().collect();
+            if out_dims.len() != 2 || out_dims[1].as_i64() != Some(width as i64) {
+                return Err(expected.mismatch(
+                    "output shape",
+                    format!("[N, {width}]"),
+                    format!(
+                        "{:?}",
+                        out_dims.iter().map(|d| d.to_string()).collect::<Vec<_>>()
+                    ),
+                ));
+            }
         }
 
         let threads = threads.max(1);
@@ -287,7 +298,7 @@ impl TractBackend {
         let size = self.plan_size(n);
         if size != 0 && size < n {
             // A model exported with a fixed batch smaller than the request: run it piecewise.
-            let mut out = Vec::with_capacity(n * self.expected.classes);
+            let mut out = Vec::with_capacity(n * self.expected.row_width());
             for part in input.chunks(size * per_image) {
                 out.extend(self.run_chunk(part, part.len() / per_image)?);
             }
@@ -320,17 +331,33 @@ impl TractBackend {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(state);
+        let classes = self.expected.classes;
         let logits = outputs[0]
             .to_plain_array_view::<f32>()
             .map_err(backend_err)?;
-        let classes = self.expected.classes;
         if logits.shape() != [run_n, classes] {
             return Err(backend_err(format!(
                 "output shape {:?}, expected [{run_n}, {classes}]",
                 logits.shape()
             )));
         }
-        Ok(logits.iter().take(n * classes).copied().collect())
+        let logits: Vec<f32> = logits.iter().take(n * classes).copied().collect();
+        let signals = match &self.expected.signals {
+            None => None,
+            Some((_, k)) => {
+                let view = outputs[1]
+                    .to_plain_array_view::<f32>()
+                    .map_err(backend_err)?;
+                if view.shape() != [run_n, *k] {
+                    return Err(backend_err(format!(
+                        "refusal output shape {:?}, expected [{run_n}, {k}]",
+                        view.shape()
+                    )));
+                }
+                Some(view.iter().take(n * k).copied().collect::<Vec<f32>>())
+            }
+        };
+        Ok(self.expected.join_rows(&logits, signals.as_deref(), n))
     }
 }
 
@@ -369,7 +396,7 @@ impl Backend for TractBackend {
             }));
             results
         });
-        let mut out = Vec::with_capacity(batch * self.expected.classes);
+        let mut out = Vec::with_capacity(batch * self.expected.row_width());
         for r in results {
             out.extend(r?);
         }
