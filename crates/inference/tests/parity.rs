@@ -175,9 +175,15 @@ fn tensor_parity_of(model: &str, parity: &TensorParity, backend: BackendKind) {
         .iter()
         .flat_map(|p| p.tensor.iter().copied())
         .collect();
-    let logits = c.forward(&input, batch.len()).unwrap();
+    let rows = c.forward(&input, batch.len()).unwrap();
     let predictions = c.predict(&batch).unwrap();
     let classes = c.card().num_classes();
+    // Each row is the logits, then the refusal signals when the card has them.
+    let width = rows.len() / batch.len();
+    let logits: Vec<f32> = rows
+        .chunks(width)
+        .flat_map(|r| r[..classes].iter().copied())
+        .collect();
     let mut worst_logit = 0.0f32;
     let mut worst_prob = 0.0f32;
     for (k, case) in parity.tensors.iter().enumerate() {
