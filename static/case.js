@@ -5,6 +5,8 @@
 // refused (429 at the server's cap) or cannot be kept, the page polls /cases/{id}/panel instead.
 // A cut stream (a web restart) is reconnected by the browser with Last-Event-ID, and the server
 // sends only what is newer. `data-live` on <body> says which path is in use ("stream"/"polling").
+// The occlusion map is drawn by the worker after the result: once the result is shown, the page
+// fetches itself a few times until the map is there and swaps the photo's figure.
 (function () {
   "use strict";
   var form = document.getElementById("delete-form");
@@ -18,7 +20,28 @@
   var id = panel.getAttribute("data-case-id");
   var shown = panel.getAttribute("data-status");
   var source = null, timer = null;
-  function terminal(s) { return s === "done" || s === "failed" || s === "deleted"; }
+  function terminal(s) { return s === "done" || s === "failed" || s === "refused" || s === "deleted"; }
+  var mapTries = 0;
+  function awaitMap() {
+    var figure = document.getElementById("photo-map");
+    if (!figure || document.getElementById("occlusion") || mapTries >= 10) return;
+    mapTries += 1;
+    setTimeout(function () {
+      fetch("/cases/" + id, { credentials: "same-origin" })
+        .then(function (r) { return r.ok ? r.text() : null; })
+        .then(function (html) {
+          if (!html) return;
+          var doc = new DOMParser().parseFromString(html, "text/html");
+          var fresh = doc.getElementById("photo-map");
+          if (fresh && doc.getElementById("occlusion")) {
+            document.getElementById("photo-map").replaceWith(document.importNode(fresh, true));
+          } else {
+            awaitMap();
+          }
+        })
+        .catch(function () {});
+    }, 1500);
+  }
   function stop() {
     if (source) { source.close(); source = null; }
     if (timer) { clearInterval(timer); timer = null; }
@@ -32,7 +55,7 @@
   function apply(status, html) {
     if (status === "deleted") { stop(); window.location.href = "/?deleted"; return; }
     if (status !== shown && html) { show(html); shown = status; }
-    if (terminal(status)) stop();
+    if (terminal(status)) { stop(); if (status === "done") awaitMap(); }
   }
   function poll() {
     if (timer) return;
@@ -53,7 +76,7 @@
         .catch(function () {});
     }, 3000);
   }
-  if (terminal(shown)) return;
+  if (terminal(shown)) { if (shown === "done") awaitMap(); return; }
   if (!window.EventSource) { poll(); return; }
   source = new EventSource("/cases/" + id + "/events");
   document.body.setAttribute("data-live", "stream");

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use mole_storage::{
-    Claim, ClassProbability, Completion, EventKind, NewCase, NewPrediction, Role, StoredImage,
+    Analysis, Claim, ClassProbability, Completion, EventKind, NewCase, NewPrediction, Role,
+    StoredImage,
 };
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -82,7 +83,7 @@ pub async fn analysed_case(env: &TestEnv, top: &str, uploader_token: &str) -> Uu
         .complete_batch(&[Completion {
             case_id: id,
             worker: "w".to_owned(),
-            prediction: NewPrediction {
+            analysis: Analysis::Diagnosis(NewPrediction {
                 model_version: "mole-v1@test".to_owned(),
                 verdict: if malignant {
                     "see_a_doctor"
@@ -94,7 +95,7 @@ pub async fn analysed_case(env: &TestEnv, top: &str, uploader_token: &str) -> Uu
                 threshold: 0.33,
                 top_class: top.to_owned(),
                 classes,
-            },
+            }),
             queue_ms: 4,
             inference_ms: 9,
             batch_size: 1,

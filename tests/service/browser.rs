@@ -147,6 +147,60 @@ async fn in_a_real_browser_an_uploaded_photo_shows_its_verdict_without_a_reload(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn in_a_real_browser_a_picture_that_is_not_a_lesion_says_why_and_what_to_do_with_no_diagnosis()
+ {
+    let env = TestEnv::new().await;
+    let app = App::spawn(&env).await;
+    let worker = InProcessWorker::spawn(env.worker_args());
+    let (_driver, browser) = browser().await;
+
+    let outcome = async {
+        browser.goto(&app.url("/")).await?;
+        let picture = root().join("tests/fixtures/refusal/documents/page.png");
+        browser
+            .find(Locator::Id("photo-file"))
+            .await?
+            .send_keys(&picture.display().to_string())
+            .await?;
+        browser.find(Locator::Id("submit")).await?.click().await?;
+
+        let refusal = browser
+            .wait()
+            .at_most(PATIENCE)
+            .for_element(Locator::Id("refusal"))
+            .await?;
+        let why = refusal.text().await?;
+        assert!(why.contains("skin lesion"), "the reason in words: {why:?}");
+        let advice = browser
+            .find(Locator::Id("refusal-advice"))
+            .await?
+            .text()
+            .await?;
+        assert!(
+            advice.contains("Photograph only the spot"),
+            "advice: {advice:?}"
+        );
+        assert!(browser.find(Locator::Id("try-again")).await.is_ok());
+        // No diagnosis anywhere on the page.
+        for id in ["verdict", "diagnoses", "p-malignant"] {
+            assert!(
+                browser.find_all(Locator::Id(id)).await?.is_empty(),
+                "#{id} on a refused photo's page"
+            );
+        }
+        let text = browser.find(Locator::Css("body")).await?.text().await?;
+        assert!(!text.contains("Melanoma"), "a diagnosis name on the page");
+        assert!(text.contains("not a medical device"));
+        Ok::<(), fantoccini::error::CmdError>(())
+    }
+    .await;
+    finish(browser, &outcome).await;
+    outcome.expect("browser steps");
+    worker.stop().await.unwrap();
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn in_a_real_browser_the_verdict_arrives_on_a_stream_that_resumed_after_a_web_restart() {
     let env = TestEnv::new().await;
     let port = free_port();

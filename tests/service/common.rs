@@ -46,7 +46,13 @@ pub fn model_path() -> PathBuf {
     }
 }
 
-/// The committed HAM10000 test images, sorted by name.
+/// Committed HAM10000 photos the shipped model refuses (one of its 0.7 % false refusals on the
+/// test split: `not_a_lesion`). Tests that need a diagnosis skip them;
+/// `refusal::a_lesion_photo_the_model_finds_unlike_its_training_photos_is_refused_not_diagnosed`
+/// checks that they are still refused, so this list cannot go stale unnoticed.
+pub const REFUSED_FIXTURES: &[&str] = &["ISIC_0032270.jpg"];
+
+/// The committed HAM10000 test images the shipped model judges, sorted by name.
 pub fn fixture_images() -> Vec<PathBuf> {
     let dir = root().join("tests/fixtures/ham10000");
     let mut images: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -55,6 +61,10 @@ pub fn fixture_images() -> Vec<PathBuf> {
         .filter(|p| {
             p.extension()
                 .is_some_and(|e| e.eq_ignore_ascii_case("jpg") || e.eq_ignore_ascii_case("jpeg"))
+        })
+        .filter(|p| {
+            !p.file_name()
+                .is_some_and(|n| REFUSED_FIXTURES.iter().any(|r| n == *r))
         })
         .collect();
     images.sort();
@@ -197,6 +207,8 @@ impl TestEnv {
             max_batch: 16,
             concurrency: 32,
             inference_threads: 1,
+            tta: false,
+            occlusion_grid: 5,
             poll_interval_ms: 20,
             lease_secs: 60,
             requeue_after_secs: 60,
@@ -727,7 +739,10 @@ pub async fn wait_final(client: &reqwest::Client, app: &App, id: Uuid) -> Value 
     let deadline = Instant::now() + PATIENCE;
     loop {
         let view = case_json(client, app, id).await;
-        if matches!(view["status"].as_str(), Some("done" | "failed" | "deleted")) {
+        if matches!(
+            view["status"].as_str(),
+            Some("done" | "failed" | "refused" | "deleted")
+        ) {
             return view;
         }
         assert!(Instant::now() < deadline, "case {id} stuck at {view}");

@@ -65,9 +65,11 @@ async fn a_worker_killed_mid_batch_loses_no_case_and_each_is_completed_once() {
     let env = TestEnv::new().await;
     // Phone-sized photos stored without the model's view, so that the worker decodes each one
     // (tens of milliseconds) and can be caught in the middle of its work.
-    let photo = image::RgbImage::from_fn(4000, 3000, |x, y| {
-        image::Rgb([(x % 251) as u8, (y % 241) as u8, ((x ^ y) % 239) as u8])
-    });
+    // A lesion photo scaled up (a made-up pattern would be refused as "not a lesion").
+    let lesion = image::load_from_memory(&read(&fixture_images()[0]))
+        .unwrap()
+        .to_rgb8();
+    let photo = image::imageops::resize(&lesion, 4000, 3000, image::imageops::FilterType::Triangle);
     let mut png = Vec::new();
     photo
         .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)

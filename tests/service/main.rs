@@ -13,5 +13,6 @@ mod hardening;
 mod live;
 mod model_page;
 mod recovery;
+mod refusal;
 mod storage;
 mod uploads;

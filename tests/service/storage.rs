@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use mole_storage::{
-    Claim, ClassProbability, Completion, CompletionOutcome, EventKind, ModelInput, NewCase,
-    NewPrediction, SkipReason, StoredImage,
+    Analysis, Claim, ClassProbability, Completion, CompletionOutcome, EventKind, ModelInput,
+    NewCase, NewPrediction, SkipReason, StoredImage,
 };
 use uuid::Uuid;
 
@@ -35,7 +35,7 @@ fn completion(id: Uuid, worker: &str) -> Completion {
     Completion {
         case_id: id,
         worker: worker.to_owned(),
-        prediction: NewPrediction {
+        analysis: Analysis::Diagnosis(NewPrediction {
             model_version: "m@1".to_owned(),
             verdict: "looks_benign".to_owned(),
             p_malignant: 0.1,
@@ -47,7 +47,7 @@ fn completion(id: Uuid, worker: &str) -> Completion {
                 malignant: false,
                 probability: 1.0,
             }],
-        },
+        }),
         queue_ms: 5,
         inference_ms: 3,
         batch_size: 1,

@@ -21,6 +21,9 @@ pub enum CaseStatus {
     Done,
     /// Given up, with a reason shown to the uploader.
     Failed,
+    /// The model could not judge the photo (not a lesion, too dark, too blurry...): a final outcome
+    /// with a reason and advice, not a failure and not a diagnosis.
+    Refused,
 }
 
 impl CaseStatus {
@@ -31,16 +34,23 @@ impl CaseStatus {
             Self::Processing => "processing",
             Self::Done => "done",
             Self::Failed => "failed",
+            Self::Refused => "refused",
         }
     }
 
     /// True once nothing more will happen to the case's analysis.
     pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Done | Self::Failed)
+        matches!(self, Self::Done | Self::Failed | Self::Refused)
     }
 
     /// Every status, in life order.
-    pub const ALL: [CaseStatus; 4] = [Self::Queued, Self::Processing, Self::Done, Self::Failed];
+    pub const ALL: [CaseStatus; 5] = [
+        Self::Queued,
+        Self::Processing,
+        Self::Done,
+        Self::Failed,
+        Self::Refused,
+    ];
 }
 
 impl fmt::Display for CaseStatus {
@@ -84,6 +94,10 @@ pub enum EventKind {
     Deleted,
     /// A clinician reviewed the case (or amended their review: a new version).
     Reviewed,
+    /// The model could not judge the photo; the reason was written.
+    Refused,
+    /// The worker drew the occlusion map of a done case.
+    Explained,
 }
 
 impl EventKind {
@@ -100,11 +114,13 @@ impl EventKind {
             Self::Viewed => "viewed",
             Self::Deleted => "deleted",
             Self::Reviewed => "reviewed",
+            Self::Refused => "refused",
+            Self::Explained => "explained",
         }
     }
 
     /// Every kind.
-    pub const ALL: [EventKind; 10] = [
+    pub const ALL: [EventKind; 12] = [
         Self::Created,
         Self::Queued,
         Self::Requeued,
@@ -115,6 +131,8 @@ impl EventKind {
         Self::Viewed,
         Self::Deleted,
         Self::Reviewed,
+        Self::Refused,
+        Self::Explained,
     ];
 }
 
@@ -333,6 +351,48 @@ pub struct NewPrediction {
     pub classes: Vec<ClassProbability>,
 }
 
+/// A refusal to write for a case: the model could not judge its photo.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewRefusal {
+    /// `name@version` of the model.
+    pub model_version: String,
+    /// Stable reason code, e.g. `not_a_lesion` or `too_dark`.
+    pub reason: String,
+    /// What the model measured and the limits it was compared with (for the clinic's audit).
+    pub detail: serde_json::Value,
+}
+
+/// A stored refusal.
+#[derive(Debug, Clone, Serialize)]
+pub struct Refusal {
+    /// The case it belongs to.
+    pub case_id: Uuid,
+    /// The refusal itself.
+    #[serde(flatten)]
+    pub result: NewRefusal,
+    /// When it was written.
+    pub created_at: DateTime<Utc>,
+}
+
+/// What a worker's analysis of one photo came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Analysis {
+    /// The model judged the photo: a prediction (the case becomes `done`).
+    Diagnosis(NewPrediction),
+    /// The model could not judge it (the case becomes `refused`).
+    Refusal(NewRefusal),
+}
+
+impl Analysis {
+    /// `name@version` of the model that analysed the photo.
+    pub fn model_version(&self) -> &str {
+        match self {
+            Self::Diagnosis(p) => &p.model_version,
+            Self::Refusal(r) => &r.model_version,
+        }
+    }
+}
+
 /// What the outside sees of a case, read in one statement: the case, its prediction when done,
 /// and the version of its state.
 #[derive(Debug, Clone)]
@@ -341,6 +401,10 @@ pub struct CaseState {
     pub case: Case,
     /// Its prediction (done and not deleted).
     pub prediction: Option<Prediction>,
+    /// Its refusal (refused and not deleted).
+    pub refusal: Option<Refusal>,
+    /// Its occlusion map, once a worker drew it (done and not deleted): the JSON the worker wrote.
+    pub explanation: Option<serde_json::Value>,
     /// The id of the case's latest state-changing event (views excluded): changes whenever
     /// the case's state does, so a live page can tell "seen that" from "something new".
     pub version: i64,
@@ -365,8 +429,8 @@ pub struct Completion {
     pub case_id: Uuid,
     /// The worker that claimed it (only its own claim may complete it).
     pub worker: String,
-    /// The result.
-    pub prediction: NewPrediction,
+    /// The result: a prediction or a refusal.
+    pub analysis: Analysis,
     /// Milliseconds from the upload to the start of the batch.
     pub queue_ms: i32,
     /// Milliseconds of the batch's forward pass.
@@ -378,7 +442,7 @@ pub struct Completion {
 /// What the write of one completion did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CompletionOutcome {
-    /// The case is now done (this write did it).
+    /// The case is now done or refused (this write did it).
     Completed,
     /// Nothing written: the case was already finished or deleted (a duplicate job).
     Skipped,
@@ -413,8 +477,10 @@ pub enum Claim {
     Claimed {
         /// The case after the claim.
         case: Case,
-        /// Its image.
+        /// Its image: the model's view when one was stored for this model, else the photo.
         image: StoredImage,
+        /// Width and height of the uploaded photo in pixels (whichever image was read).
+        photo_size: (u32, u32),
     },
     /// Nothing to do: the case is finished, deleted, unknown or held by a live claim.
     Skip(SkipReason),

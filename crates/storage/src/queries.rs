@@ -93,6 +93,14 @@ struct ImageRow {
     bytes: Vec<u8>,
 }
 
+#[derive(FromRow)]
+struct ClaimImageRow {
+    photo_width: i32,
+    photo_height: i32,
+    #[sqlx(flatten)]
+    image: ImageRow,
+}
+
 impl From<ImageRow> for StoredImage {
     fn from(r: ImageRow) -> Self {
         StoredImage {
@@ -128,6 +136,11 @@ struct StateRow {
     p_top_class: Option<String>,
     p_classes: Option<sqlx::types::Json<Vec<ClassProbability>>>,
     p_created_at: Option<DateTime<Utc>>,
+    r_model_version: Option<String>,
+    r_reason: Option<String>,
+    r_detail: Option<serde_json::Value>,
+    r_created_at: Option<DateTime<Utc>>,
+    x_map: Option<serde_json::Value>,
     version: Option<i64>,
 }
 
@@ -321,9 +334,13 @@ impl Store {
              p.model_version AS p_model_version, p.verdict AS p_verdict, \
              p.p_malignant AS p_p_malignant, p.threshold AS p_threshold, \
              p.top_class AS p_top_class, p.classes AS p_classes, p.created_at AS p_created_at, \
+             r.model_version AS r_model_version, r.reason AS r_reason, r.detail AS r_detail, \
+             r.created_at AS r_created_at, x.map AS x_map, \
              (SELECT max(e.id) FROM case_events e \
               WHERE e.case_id = c.id AND e.kind <> 'viewed') AS version \
-             FROM cases c LEFT JOIN predictions p ON p.case_id = c.id WHERE c.id = $1",
+             FROM cases c LEFT JOIN predictions p ON p.case_id = c.id \
+             LEFT JOIN refusals r ON r.case_id = c.id \
+             LEFT JOIN case_explanations x ON x.case_id = c.id WHERE c.id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -362,9 +379,28 @@ impl Store {
             }),
             _ => None,
         };
+        let refusal = match (
+            row.r_model_version,
+            row.r_reason,
+            row.r_detail,
+            row.r_created_at,
+        ) {
+            (Some(model_version), Some(reason), Some(detail), Some(created_at)) => Some(Refusal {
+                case_id: id,
+                result: NewRefusal {
+                    model_version,
+                    reason,
+                    detail,
+                },
+                created_at,
+            }),
+            _ => None,
+        };
         Ok(Some(CaseState {
             case: row.case.try_into()?,
             prediction,
+            refusal,
+            explanation: row.x_map,
             version: row.version.unwrap_or(0),
         }))
     }
@@ -496,6 +532,14 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        sqlx::query("DELETE FROM refusals WHERE case_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM case_explanations WHERE case_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("DELETE FROM case_views WHERE case_id = $1")
             .bind(id)
             .execute(&mut *tx)
@@ -590,9 +634,10 @@ impl Store {
             json!({ "attempt": case.attempts }),
         )
         .await?;
-        // The model's view when it was made for this input side (a few kilobytes), else the photo.
-        let image = sqlx::query_as::<_, ImageRow>(
-            "SELECT content_type, \
+        // The model's view when it was made for this input side (a few kilobytes), else the photo;
+        // and the photo's own size (a refusal checks it, whatever is read).
+        let (image, photo_size) = sqlx::query_as::<_, ClaimImageRow>(
+            "SELECT width AS photo_width, height AS photo_height, content_type, \
              CASE WHEN model_input_side = $2 THEN model_input_side ELSE width END AS width, \
              CASE WHEN model_input_side = $2 THEN model_input_side ELSE height END AS height, \
              CASE WHEN model_input_side = $2 THEN model_input ELSE bytes END AS bytes \
@@ -602,11 +647,16 @@ impl Store {
         .bind(model_side.map(|s| s as i32))
         .fetch_optional(&mut *tx)
         .await?
+        .map(|r| (r.image, (r.photo_width, r.photo_height)))
         .ok_or_else(|| StorageError::Corrupt(format!("case {id} has no image")))?;
         tx.commit().await?;
         Ok(Claim::Claimed {
             case,
             image: image.into(),
+            photo_size: (
+                u32::try_from(photo_size.0).unwrap_or(0),
+                u32::try_from(photo_size.1).unwrap_or(0),
+            ),
         })
     }
 
@@ -625,8 +675,12 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let mut outcomes = Vec::with_capacity(completions.len());
         for c in completions {
+            let status = match &c.analysis {
+                Analysis::Diagnosis(_) => CaseStatus::Done,
+                Analysis::Refusal(_) => CaseStatus::Refused,
+            };
             let updated: Option<String> = sqlx::query_scalar(
-                "UPDATE cases SET status = 'done', finished_at = now(), updated_at = now(), \
+                "UPDATE cases SET status = $7, finished_at = now(), updated_at = now(), \
                  lease_until = NULL, error_code = NULL, error = NULL, model_version = $2, \
                  queue_ms = $3, inference_ms = $4, batch_size = $5 \
                  WHERE id = $1 AND status = 'processing' AND claimed_by = $6 \
@@ -634,11 +688,12 @@ impl Store {
                  RETURNING request_id",
             )
             .bind(c.case_id)
-            .bind(&c.prediction.model_version)
+            .bind(c.analysis.model_version())
             .bind(c.queue_ms)
             .bind(c.inference_ms)
             .bind(c.batch_size)
             .bind(&c.worker)
+            .bind(status.as_str())
             .fetch_optional(&mut *tx)
             .await?;
             let Some(request_id) = updated else {
@@ -657,42 +712,117 @@ impl Store {
                 });
                 continue;
             };
-            let p = &c.prediction;
-            sqlx::query(
-                "INSERT INTO predictions (case_id, model_version, verdict, p_malignant, \
-                 threshold, top_class, classes) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                 ON CONFLICT (case_id) DO NOTHING",
-            )
-            .bind(c.case_id)
-            .bind(&p.model_version)
-            .bind(&p.verdict)
-            .bind(p.p_malignant)
-            .bind(p.threshold)
-            .bind(&p.top_class)
-            .bind(sqlx::types::Json(&p.classes))
-            .execute(&mut *tx)
-            .await?;
+            let (kind, detail) = match &c.analysis {
+                Analysis::Diagnosis(p) => {
+                    sqlx::query(
+                        "INSERT INTO predictions (case_id, model_version, verdict, p_malignant, \
+                         threshold, top_class, classes) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                         ON CONFLICT (case_id) DO NOTHING",
+                    )
+                    .bind(c.case_id)
+                    .bind(&p.model_version)
+                    .bind(&p.verdict)
+                    .bind(p.p_malignant)
+                    .bind(p.threshold)
+                    .bind(&p.top_class)
+                    .bind(sqlx::types::Json(&p.classes))
+                    .execute(&mut *tx)
+                    .await?;
+                    (
+                        EventKind::Completed,
+                        json!({
+                            "verdict": p.verdict,
+                            "p_malignant": p.p_malignant,
+                            "top_class": p.top_class,
+                            "model_version": p.model_version,
+                            "batch_size": c.batch_size,
+                            "queue_ms": c.queue_ms,
+                            "inference_ms": c.inference_ms,
+                        }),
+                    )
+                }
+                Analysis::Refusal(r) => {
+                    sqlx::query(
+                        "INSERT INTO refusals (case_id, model_version, reason, detail) \
+                         VALUES ($1, $2, $3, $4) ON CONFLICT (case_id) DO NOTHING",
+                    )
+                    .bind(c.case_id)
+                    .bind(&r.model_version)
+                    .bind(&r.reason)
+                    .bind(&r.detail)
+                    .execute(&mut *tx)
+                    .await?;
+                    (
+                        EventKind::Refused,
+                        json!({
+                            "reason": r.reason,
+                            "model_version": r.model_version,
+                            "batch_size": c.batch_size,
+                            "queue_ms": c.queue_ms,
+                            "inference_ms": c.inference_ms,
+                        }),
+                    )
+                }
+            };
             append_event(
                 &mut tx,
                 c.case_id,
-                EventKind::Completed,
+                kind,
                 &Actor::worker(&c.worker),
                 Some(&request_id),
-                json!({
-                    "verdict": p.verdict,
-                    "p_malignant": p.p_malignant,
-                    "top_class": p.top_class,
-                    "model_version": p.model_version,
-                    "batch_size": c.batch_size,
-                    "queue_ms": c.queue_ms,
-                    "inference_ms": c.inference_ms,
-                }),
+                detail,
             )
             .await?;
             outcomes.push(CompletionOutcome::Completed);
         }
         tx.commit().await?;
         Ok(outcomes)
+    }
+
+    /// Stores the occlusion map a worker drew for a done case (`explained` event). Returns false,
+    /// writing nothing, when the case is not done any more (deleted meanwhile) or already has one.
+    pub async fn save_explanation(
+        &self,
+        id: Uuid,
+        worker: &str,
+        model_version: &str,
+        map: &serde_json::Value,
+    ) -> Result<bool, StorageError> {
+        let mut tx = self.pool.begin().await?;
+        let request_id: Option<String> = sqlx::query_scalar(
+            "SELECT request_id FROM cases WHERE id = $1 AND status = 'done' \
+             AND deleted_at IS NULL FOR UPDATE",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(request_id) = request_id else {
+            return Ok(false);
+        };
+        let inserted = sqlx::query(
+            "INSERT INTO case_explanations (case_id, model_version, method, map) \
+             VALUES ($1, $2, 'occlusion', $3) ON CONFLICT (case_id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(model_version)
+        .bind(map)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            return Ok(false);
+        }
+        append_event(
+            &mut tx,
+            id,
+            EventKind::Explained,
+            &Actor::worker(worker),
+            Some(&request_id),
+            json!({ "method": "occlusion", "model_version": model_version }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Fails a case for good with a reason fit to show to the uploader (`failed` event).

@@ -484,6 +484,7 @@ pub async fn list(
                 ("processing", "processing"),
                 ("done", "done"),
                 ("failed", "failed"),
+                ("refused", "refused (photo unusable)"),
                 ("deleted", "deleted"),
             ]),
         ),
@@ -793,7 +794,7 @@ pub async fn case(
     let (events, reviews) = tokio::try_join!(app.store.events(id), app.store.reviews(id))?;
     let classes = &app.model.classes;
     let case = &access.state.case;
-    let view = CaseView::new(case, access.state.prediction.as_ref());
+    let view = CaseView::of(&access.state);
     let latest = reviews.last();
     let chosen_class = latest.map(|r| r.diagnosis.clone()).or_else(|| {
         access

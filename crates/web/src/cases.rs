@@ -41,6 +41,43 @@ pub struct CasePage {
     pub is_uploader: bool,
     /// The audit trail (shown to those who may see it).
     pub events: Vec<EventLine>,
+    /// What the model is and is not, in plain words (on every case page).
+    pub limits: Limits,
+}
+
+/// The model's limits in words a patient understands, with its operating point on the test split.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// `name@version`.
+    pub model_version: String,
+    /// Of 100 malignant lesions in the test photos, how many the advice sent to a doctor.
+    pub caught_of_100: Option<u32>,
+    /// Of 100 benign lesions in the test photos, how many were called benign.
+    pub cleared_of_100: Option<u32>,
+}
+
+impl Limits {
+    /// From the model's card and its evaluator report.
+    pub fn of(model: &crate::model::ModelInfo) -> Self {
+        let report = model.report.as_ref();
+        Self {
+            model_version: model.version.clone(),
+            caught_of_100: report.map(|r| r.sensitivity.round() as u32),
+            cleared_of_100: report.map(|r| r.specificity.round() as u32),
+        }
+    }
+
+    /// The operating point in words, when the report gives it.
+    pub fn operating_point(&self) -> Option<String> {
+        let (caught, cleared) = (self.caught_of_100?, self.cleared_of_100?);
+        Some(format!(
+            "In the test photos, of every 100 lesions that were cancer, it told about {caught} to see a \
+             doctor and missed about {}; of every 100 harmless ones, it said about {cleared} look benign \
+             and sent about {} to a doctor without need.",
+            100u32.saturating_sub(caught),
+            100u32.saturating_sub(cleared)
+        ))
+    }
 }
 
 /// The live part of the case page: status and result, the same for everyone who may see it.
@@ -86,7 +123,7 @@ struct LiveEvent<'a> {
 }
 
 fn view_of(state: &CaseState) -> CaseView {
-    CaseView::new(&state.case, state.prediction.as_ref())
+    CaseView::of(state)
 }
 
 fn render_panel(view: &CaseView) -> Result<String, AppError> {
@@ -147,6 +184,7 @@ pub async fn page(
         panel,
         is_uploader: access.may(Right::SeePhoto),
         events,
+        limits: Limits::of(&app.model),
     }
     .into_response())
 }

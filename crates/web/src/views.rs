@@ -2,8 +2,8 @@
 //! the data of the case page, all built from the same [`CaseView`].
 
 use chrono::{DateTime, Utc};
-use mole_inference::Verdict;
-use mole_storage::{Case, CaseStatus, Prediction};
+use mole_inference::{OcclusionMap, RefusalReason, Verdict};
+use mole_storage::{Case, CaseState, CaseStatus, Prediction, Refusal};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -12,7 +12,7 @@ use uuid::Uuid;
 pub struct CaseView {
     /// Case id.
     pub id: Uuid,
-    /// `queued`, `processing`, `done`, `failed` or `deleted`.
+    /// `queued`, `processing`, `done`, `failed`, `refused` or `deleted`.
     pub status: &'static str,
     /// The status in plain words.
     pub status_text: String,
@@ -24,6 +24,10 @@ pub struct CaseView {
     pub error: Option<ErrorView>,
     /// The result, when done.
     pub result: Option<ResultView>,
+    /// Why the model would not judge the photo, when refused (then there is no result).
+    pub refusal: Option<RefusalView>,
+    /// What the model looked at, once the worker drew it (after the result).
+    pub explanation: Option<MapView>,
     /// Where to find the case.
     pub links: Links,
 }
@@ -35,6 +39,116 @@ pub struct ErrorView {
     pub code: String,
     /// The reason, fit for the uploader.
     pub message: String,
+}
+
+/// Why a photo was refused, and what to do about it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RefusalView {
+    /// Stable code, e.g. `not_a_lesion`, `too_dark`.
+    pub reason: String,
+    /// Why, in plain words.
+    pub message: String,
+    /// How to take a photo the model can judge.
+    pub advice: String,
+    /// `name@version` of the model.
+    pub model_version: String,
+}
+
+impl RefusalView {
+    fn new(r: &Refusal) -> Self {
+        let reason: Option<RefusalReason> = r.result.reason.parse().ok();
+        Self {
+            reason: r.result.reason.clone(),
+            message: reason.map_or_else(
+                || "The model could not judge this photo.".to_owned(),
+                |r| r.plain_words().to_owned(),
+            ),
+            advice: reason.map_or_else(
+                || {
+                    "Take a sharp, well-lit close-up of the spot alone and send it again."
+                        .to_owned()
+                },
+                |r| r.advice().to_owned(),
+            ),
+            model_version: r.result.model_version.clone(),
+        }
+    }
+}
+
+/// An occlusion map ready to draw over the photo: rectangles in a 1000 × 1000 box stretched over
+/// the whole photo (an SVG `viewBox`, so no inline style is needed under the page's CSP).
+#[derive(Debug, Clone, Serialize)]
+pub struct MapView {
+    /// The map as the worker wrote it.
+    pub map: OcclusionMap,
+    /// The model's view (the centre square the model saw), outlined.
+    pub frame: MapRect,
+    /// One rectangle per cell; cells that changed little are faint.
+    pub cells: Vec<MapRect>,
+    /// The largest change of P(malignant) one cell made, as a percentage, for the legend.
+    pub largest_change: String,
+}
+
+/// A rectangle of a [`MapView`].
+#[derive(Debug, Clone, Serialize)]
+pub struct MapRect {
+    /// Left, in 0..1000 of the photo's width.
+    pub x: String,
+    /// Top, in 0..1000 of the photo's height.
+    pub y: String,
+    /// Width.
+    pub w: String,
+    /// Height.
+    pub h: String,
+    /// `raise` (covering the cell lowered P(malignant): the cell raised it) or `lower`.
+    pub effect: &'static str,
+    /// Fill opacity, 0–0.7.
+    pub opacity: String,
+}
+
+/// A change of P(malignant) below this is drawn as nearly transparent, whatever the largest.
+const MAP_FLOOR: f32 = 0.05;
+
+impl MapView {
+    /// Reads the JSON a worker wrote; `None` (and the map is not shown) when it is malformed.
+    pub fn from_json(value: &serde_json::Value) -> Option<Self> {
+        let map: OcclusionMap = serde_json::from_value(value.clone()).ok()?;
+        let g = map.grid;
+        if g == 0 || map.cells.len() != g * g || map.cells.iter().any(|c| !c.is_finite()) {
+            return None;
+        }
+        let [left, top, width, height] = map.view.map(|v| v.clamp(0.0, 1.0) * 1000.0);
+        let largest = map.cells.iter().fold(0.0f32, |m, c| m.max(c.abs()));
+        let scale = largest.max(MAP_FLOOR);
+        let f = |v: f32| format!("{v:.1}");
+        let (cw, ch) = (width / g as f32, height / g as f32);
+        let cells = map
+            .cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| MapRect {
+                x: f(left + (i % g) as f32 * cw),
+                y: f(top + (i / g) as f32 * ch),
+                w: f(cw),
+                h: f(ch),
+                effect: if *c >= 0.0 { "raise" } else { "lower" },
+                opacity: format!("{:.2}", 0.7 * (c.abs() / scale).min(1.0)),
+            })
+            .collect();
+        Some(Self {
+            frame: MapRect {
+                x: f(left),
+                y: f(top),
+                w: f(width),
+                h: f(height),
+                effect: "frame",
+                opacity: "0".to_owned(),
+            },
+            cells,
+            largest_change: format!("{:.1} %", f64::from(largest) * 100.0),
+            map,
+        })
+    }
 }
 
 /// The analysis result.
@@ -93,8 +207,21 @@ pub struct Links {
 }
 
 impl CaseView {
-    /// Builds the view of a case and (when done) its prediction.
-    pub fn new(case: &Case, prediction: Option<&Prediction>) -> Self {
+    /// Builds the view of a case read with its prediction or refusal, and its map.
+    pub fn of(state: &CaseState) -> Self {
+        let mut view = Self::new(
+            &state.case,
+            state.prediction.as_ref(),
+            state.refusal.as_ref(),
+        );
+        if view.result.is_some() {
+            view.explanation = state.explanation.as_ref().and_then(MapView::from_json);
+        }
+        view
+    }
+
+    /// Builds the view of a case and (when done) its prediction, (when refused) its refusal.
+    pub fn new(case: &Case, prediction: Option<&Prediction>, refusal: Option<&Refusal>) -> Self {
         let status = if case.is_deleted() {
             "deleted"
         } else {
@@ -106,6 +233,7 @@ impl CaseView {
             (false, CaseStatus::Processing) => "Analysing the photo…".to_owned(),
             (false, CaseStatus::Done) => "Analysis complete.".to_owned(),
             (false, CaseStatus::Failed) => "The photo could not be analysed.".to_owned(),
+            (false, CaseStatus::Refused) => "The model cannot judge this photo.".to_owned(),
         };
         let error = match (case.status, &case.error) {
             (CaseStatus::Failed, Some(message)) => Some(ErrorView {
@@ -121,6 +249,10 @@ impl CaseView {
             (CaseStatus::Done, Some(p), false) => Some(ResultView::new(case, p)),
             _ => None,
         };
+        let refusal = match (case.status, refusal, case.is_deleted()) {
+            (CaseStatus::Refused, Some(r), false) => Some(RefusalView::new(r)),
+            _ => None,
+        };
         let id = case.id;
         Self {
             id,
@@ -130,6 +262,8 @@ impl CaseView {
             finished_at: case.finished_at,
             error,
             result,
+            refusal,
+            explanation: None,
             links: Links {
                 page: format!("/cases/{id}"),
                 json: format!("/api/cases/{id}"),
@@ -140,7 +274,7 @@ impl CaseView {
 
     /// True once the status will not change any more.
     pub fn is_terminal(&self) -> bool {
-        matches!(self.status, "done" | "failed" | "deleted")
+        matches!(self.status, "done" | "failed" | "refused" | "deleted")
     }
 }
 

@@ -5,15 +5,25 @@
 //! design of text-embeddings-inference's queue). The model never runs on a tokio thread. A
 //! second task writes each batch's results back in one transaction while the next batch runs,
 //! then answers every job of the batch.
+//!
+//! Occlusion maps (what the model looked at) are asked for after a case's verdict is written and
+//! run only when no case waits for a verdict: a map is one forward pass over `grid² + 1` copies of
+//! the view, so it never delays a verdict by more than the one pass that is already running. At
+//! most [`MAP_BACKLOG`] maps wait; beyond that the oldest is dropped (the case keeps its verdict
+//! without a map).
 
+use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use mole_inference::{Classifier, InferenceError, Prediction, Preprocessed};
-use mole_storage::{ClassProbability, Completion, CompletionOutcome, NewPrediction, Store};
+use mole_inference::{Classifier, InferenceError, OcclusionMap, Prediction, Preprocessed};
+use mole_storage::{
+    Analysis, ClassProbability, Completion, CompletionOutcome, NewPrediction, NewRefusal, Store,
+};
+use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, warn};
 use uuid::Uuid;
@@ -26,6 +36,18 @@ pub struct BatchItem {
     /// When the case was stored (for its queue time).
     pub created_at: DateTime<Utc>,
     /// Its preprocessed image.
+    pub image: Preprocessed,
+}
+
+/// Occlusion maps waiting for an idle model, at most.
+pub const MAP_BACKLOG: usize = 64;
+
+/// A done case whose occlusion map is wanted.
+#[derive(Debug)]
+pub struct MapItem {
+    /// The case.
+    pub case_id: Uuid,
+    /// Its preprocessed image (width and height of the photo, not of the view).
     pub image: Preprocessed,
 }
 
@@ -53,6 +75,8 @@ pub enum BatchError {
 pub struct BatchOutcome {
     /// Whether this write completed the case (or it was already finished/deleted).
     pub outcome: CompletionOutcome,
+    /// Whether the model judged the photo (false: it refused it).
+    pub diagnosed: bool,
     /// Cases in its forward pass.
     pub batch_size: usize,
 }
@@ -64,6 +88,18 @@ enum Message {
     Item(BatchItem, Reply),
     /// A health probe: one real forward pass on the inference thread.
     Probe(oneshot::Sender<Result<Duration, String>>),
+    /// An occlusion map to draw when nothing more urgent waits.
+    Map(MapItem),
+}
+
+/// What the inference thread hands to the writer.
+enum Done {
+    Batch(Finished),
+    Map {
+        case_id: Uuid,
+        result: Result<OcclusionMap, String>,
+        elapsed: Duration,
+    },
 }
 
 struct Finished {
@@ -87,6 +123,8 @@ pub struct BatcherConfig {
     pub max_batch: usize,
     /// Name written as the actor of completions.
     pub worker_name: String,
+    /// Cells per side of the occlusion map drawn after each verdict; 0: no maps.
+    pub occlusion_grid: usize,
 }
 
 /// Joins the batcher's thread and writer task at shutdown.
@@ -118,12 +156,13 @@ impl Batcher {
         // Bounded: when the model falls behind, jobs wait here (and apalis stops fetching once
         // its concurrency is used up) instead of piling up in memory.
         let (tx, rx) = mpsc::channel::<Message>(config.max_batch * 4);
-        let (done_tx, done_rx) = mpsc::channel::<Finished>(4);
+        let (done_tx, done_rx) = mpsc::channel::<Done>(4);
         let max_batch = config.max_batch;
+        let grid = config.occlusion_grid;
         let model_classifier = classifier.clone();
         let thread = thread::Builder::new()
             .name("mole-inference".to_owned())
-            .spawn(move || inference_loop(model_classifier, rx, done_tx, max_batch))?;
+            .spawn(move || inference_loop(model_classifier, rx, done_tx, max_batch, grid))?;
         let writer = tokio::spawn(write_loop(classifier, store, config.worker_name, done_rx));
         Ok((Self { tx }, BatcherTasks { thread, writer }))
     }
@@ -136,6 +175,12 @@ impl Batcher {
             .await
             .map_err(|_| BatchError::Closed)?;
         answer.await.map_err(|_| BatchError::Closed)?
+    }
+
+    /// Asks for a done case's occlusion map, drawn and written when the model is idle. Returns
+    /// false when the batcher's queue is full (no map for this case) or it is shutting down.
+    pub fn request_map(&self, item: MapItem) -> bool {
+        self.tx.try_send(Message::Map(item)).is_ok()
     }
 
     /// Runs one real forward pass on the inference thread (a health check); returns its time.
@@ -152,10 +197,40 @@ impl Batcher {
 fn inference_loop(
     classifier: Arc<Classifier>,
     mut rx: mpsc::Receiver<Message>,
-    done: mpsc::Sender<Finished>,
+    done: mpsc::Sender<Done>,
     max_batch: usize,
+    grid: usize,
 ) {
-    while let Some(first) = rx.blocking_recv() {
+    let mut maps: VecDeque<MapItem> = VecDeque::new();
+    loop {
+        let first = match rx.try_recv() {
+            Ok(m) => m,
+            Err(TryRecvError::Disconnected) => break,
+            Err(TryRecvError::Empty) => {
+                // Nothing waits for a verdict: draw a map, if one is wanted.
+                if let Some(item) = maps.pop_front() {
+                    let clock = Instant::now();
+                    let result = guarded(|| classifier.occlusion(&item.image, grid))
+                        .map_err(|e| e.to_string());
+                    let elapsed = clock.elapsed();
+                    metrics::histogram!("mole_occlusion_seconds").record(elapsed.as_secs_f64());
+                    let map = Done::Map {
+                        case_id: item.case_id,
+                        result,
+                        elapsed,
+                    };
+                    if done.blocking_send(map).is_err() {
+                        error!("the result writer is gone; stopping the inference thread");
+                        break;
+                    }
+                    continue;
+                }
+                match rx.blocking_recv() {
+                    Some(m) => m,
+                    None => break,
+                }
+            }
+        };
         let mut items = Vec::new();
         let mut images = Vec::new();
         let mut probes = Vec::new();
@@ -165,6 +240,16 @@ fn inference_loop(
                 images.push(item.image);
             }
             Message::Probe(reply) => probes.push(reply),
+            Message::Map(item) => {
+                if grid == 0 {
+                    return;
+                }
+                if maps.len() >= MAP_BACKLOG {
+                    maps.pop_front();
+                    metrics::counter!("mole_occlusion_dropped_total").increment(1);
+                }
+                maps.push_back(item);
+            }
         };
         take(first, &mut items, &mut images);
         // Everything that queued up while the previous batch ran forms this batch.
@@ -201,10 +286,13 @@ fn inference_loop(
             started,
             elapsed,
         };
-        if done.blocking_send(finished).is_err() {
+        if done.blocking_send(Done::Batch(finished)).is_err() {
             error!("the result writer is gone; stopping the inference thread");
             break;
         }
+    }
+    if !maps.is_empty() {
+        debug!(maps = maps.len(), "occlusion maps not drawn at shutdown");
     }
     debug!("inference thread stopped");
 }
@@ -224,6 +312,31 @@ fn guarded<T>(f: impl FnOnce() -> Result<T, InferenceError>) -> Result<T, Infere
                 reason: format!("panicked: {what}"),
             })
         }
+    }
+}
+
+/// Turns the model's answer into what is stored: a refusal when the card's limits refuse the photo
+/// (its probabilities are then not a diagnosis and are not kept), else the prediction.
+pub fn to_analysis(classifier: &Classifier, p: &Prediction) -> Analysis {
+    match (p.refusal, classifier.card().refusal.as_ref()) {
+        (Some(reason), Some(spec)) => {
+            metrics::counter!("mole_refusals_total", "reason" => reason.as_str()).increment(1);
+            Analysis::Refusal(NewRefusal {
+                model_version: p.model_version.clone(),
+                reason: reason.as_str().to_owned(),
+                detail: serde_json::json!({
+                    "signals": p.signals,
+                    "limits": {
+                        "min_side": spec.min_side,
+                        "ood_max": spec.ood_max,
+                        "luma_min": spec.luma_min,
+                        "luma_max": spec.luma_max,
+                        "sharpness_min": spec.sharpness_min,
+                    },
+                }),
+            })
+        }
+        _ => Analysis::Diagnosis(to_new_prediction(classifier, p)),
     }
 }
 
@@ -261,56 +374,105 @@ async fn write_loop(
     classifier: Arc<Classifier>,
     store: Store,
     worker_name: String,
-    mut done: mpsc::Receiver<Finished>,
+    mut done: mpsc::Receiver<Done>,
 ) {
-    while let Some(finished) = done.recv().await {
-        let batch_size = finished.items.len();
-        let predictions = match finished.result {
-            Ok(p) => p,
-            Err(message) => {
-                warn!(batch = batch_size, error = %message, "forward pass failed");
-                for (_, _, reply) in finished.items {
-                    let _ = reply.send(Err(BatchError::Inference(message.clone())));
-                }
-                continue;
+    while let Some(done) = done.recv().await {
+        match done {
+            Done::Batch(finished) => {
+                write_batch(&classifier, &store, &worker_name, finished).await;
             }
-        };
-        let inference_ms = finished.elapsed.as_millis().min(i32::MAX as u128) as i32;
-        let completions: Vec<Completion> = finished
-            .items
-            .iter()
-            .zip(&predictions)
-            .map(|((case_id, created_at, _), p)| {
-                let waited = (finished.started - *created_at).num_milliseconds().max(0);
-                metrics::histogram!("mole_queue_wait_seconds").record(waited as f64 / 1000.0);
-                Completion {
-                    case_id: *case_id,
-                    worker: worker_name.clone(),
-                    prediction: to_new_prediction(&classifier, p),
-                    queue_ms: waited.min(i64::from(i32::MAX)) as i32,
-                    inference_ms,
-                    batch_size: batch_size as i32,
-                }
-            })
-            .collect();
-        let result = write_with_retry(&store, &completions).await;
-        match result {
-            Ok(outcomes) => {
-                for ((_, _, reply), outcome) in finished.items.into_iter().zip(outcomes) {
-                    let _ = reply.send(Ok(BatchOutcome {
-                        outcome,
-                        batch_size,
-                    }));
-                }
-            }
-            Err(e) => {
-                for (_, _, reply) in finished.items {
-                    let _ = reply.send(Err(e.clone()));
-                }
+            Done::Map {
+                case_id,
+                result,
+                elapsed,
+            } => {
+                write_map(&classifier, &store, &worker_name, case_id, result, elapsed).await;
             }
         }
     }
     debug!("result writer stopped");
+}
+
+async fn write_map(
+    classifier: &Classifier,
+    store: &Store,
+    worker_name: &str,
+    case_id: Uuid,
+    result: Result<OcclusionMap, String>,
+    elapsed: Duration,
+) {
+    let map = match result {
+        Ok(map) => map,
+        Err(message) => {
+            warn!(%case_id, error = %message, "the occlusion map could not be drawn");
+            return;
+        }
+    };
+    let json = serde_json::to_value(&map).expect("an occlusion map serialises");
+    match store
+        .save_explanation(case_id, worker_name, &classifier.model_version(), &json)
+        .await
+    {
+        Ok(true) => debug!(%case_id, ms = elapsed.as_millis() as u64, "occlusion map written"),
+        Ok(false) => debug!(%case_id, "occlusion map not written: the case changed meanwhile"),
+        Err(e) => warn!(%case_id, error = %e, "writing the occlusion map failed"),
+    }
+}
+
+async fn write_batch(
+    classifier: &Classifier,
+    store: &Store,
+    worker_name: &str,
+    finished: Finished,
+) {
+    let batch_size = finished.items.len();
+    let predictions = match finished.result {
+        Ok(p) => p,
+        Err(message) => {
+            warn!(batch = batch_size, error = %message, "forward pass failed");
+            for (_, _, reply) in finished.items {
+                let _ = reply.send(Err(BatchError::Inference(message.clone())));
+            }
+            return;
+        }
+    };
+    let inference_ms = finished.elapsed.as_millis().min(i32::MAX as u128) as i32;
+    let completions: Vec<Completion> = finished
+        .items
+        .iter()
+        .zip(&predictions)
+        .map(|((case_id, created_at, _), p)| {
+            let waited = (finished.started - *created_at).num_milliseconds().max(0);
+            metrics::histogram!("mole_queue_wait_seconds").record(waited as f64 / 1000.0);
+            Completion {
+                case_id: *case_id,
+                worker: worker_name.to_owned(),
+                analysis: to_analysis(classifier, p),
+                queue_ms: waited.min(i64::from(i32::MAX)) as i32,
+                inference_ms,
+                batch_size: batch_size as i32,
+            }
+        })
+        .collect();
+    let result = write_with_retry(store, &completions).await;
+    match result {
+        Ok(outcomes) => {
+            for (((_, _, reply), outcome), c) in
+                finished.items.into_iter().zip(outcomes).zip(&completions)
+            {
+                let _ = reply.send(Ok(BatchOutcome {
+                    outcome,
+                    diagnosed: matches!(c.analysis, Analysis::Diagnosis(_)),
+                    batch_size,
+                }));
+            }
+        }
+        Err(e) => {
+            for (_, _, reply) in finished.items {
+                let _ = reply.send(Err(e.clone()));
+            }
+        }
+    }
 }
 
 async fn write_with_retry(

@@ -10,7 +10,7 @@ use mole_jobs::AnalyseCase;
 use mole_storage::{Actor, Claim, CompletionOutcome, SkipReason, StorageError, Store};
 use tracing::{Instrument, info, info_span, warn};
 
-use crate::batcher::{BatchError, BatchItem, Batcher};
+use crate::batcher::{BatchError, BatchItem, Batcher, MapItem};
 
 /// Everything a job needs, shared by all jobs of a worker process.
 pub struct JobContext {
@@ -28,6 +28,8 @@ pub struct JobContext {
     pub max_attempts: i32,
     /// In-handler retries of a transient error before the job goes back to the queue.
     pub transient_retries: u32,
+    /// Whether to ask for an occlusion map once a case's verdict is written.
+    pub occlusion_maps: bool,
     /// Images decoded at once. Jobs in hand (`MOLE_WORKER_CONCURRENCY`) may be many; decoding a
     /// full photo (when no model view was stored for this model) takes tens of megabytes, so
     /// only this many run at once: the worker's memory stays bounded whatever the concurrency.
@@ -170,8 +172,12 @@ async fn process(ctx: &JobContext, job: &AnalyseCase) -> Result<JobOutcome, JobE
             Some(ctx.classifier.card().input_size()),
         )
         .await?;
-    let (case, image) = match claim {
-        Claim::Claimed { case, image } => (case, image),
+    let (case, image, photo_size) = match claim {
+        Claim::Claimed {
+            case,
+            image,
+            photo_size,
+        } => (case, image, photo_size),
         Claim::Skip(reason) => {
             info!(?reason, "nothing to do");
             if reason == SkipReason::Missing {
@@ -197,7 +203,12 @@ async fn process(ctx: &JobContext, job: &AnalyseCase) -> Result<JobOutcome, JobE
         .map_err(|e| JobError::Preprocess(e.to_string()))?;
     drop(slot);
     let preprocessed = match preprocessed {
-        Ok(p) => p,
+        // The model's view may have been read instead of the photo: the refusal's size check and
+        // the occlusion map's placement are about the photo the person sent.
+        Ok(mut p) => {
+            (p.width, p.height) = photo_size;
+            p
+        }
         Err(e) if e.is_bad_input() => {
             info!(code = e.code(), reason = %e, "the image cannot be analysed");
             let failed = ctx
@@ -213,6 +224,7 @@ async fn process(ctx: &JobContext, job: &AnalyseCase) -> Result<JobOutcome, JobE
         Err(e) => return Err(JobError::Preprocess(e.to_string())),
     };
 
+    let for_map = ctx.occlusion_maps.then(|| preprocessed.clone());
     let outcome = ctx
         .batcher
         .submit(BatchItem {
@@ -223,7 +235,18 @@ async fn process(ctx: &JobContext, job: &AnalyseCase) -> Result<JobOutcome, JobE
         .await?;
     match outcome.outcome {
         CompletionOutcome::Completed => {
-            info!(batch = outcome.batch_size, "done");
+            info!(
+                batch = outcome.batch_size,
+                diagnosed = outcome.diagnosed,
+                "done"
+            );
+            // The verdict is written; the map follows when the model has nothing more urgent.
+            if let (Some(image), true) = (for_map, outcome.diagnosed) {
+                let case_id = job.case_id;
+                if !ctx.batcher.request_map(MapItem { case_id, image }) {
+                    info!("no occlusion map: the batcher's queue is full");
+                }
+            }
             Ok(JobOutcome::Done)
         }
         CompletionOutcome::Skipped => {

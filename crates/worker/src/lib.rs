@@ -56,6 +56,19 @@ pub struct WorkerArgs {
     #[arg(long, env = "MOLE_INFERENCE_THREADS", default_value_t = 1)]
     pub inference_threads: usize,
 
+    /// Test-time augmentation: average the model's probabilities over 6 flips and rotations of
+    /// each photo, all in the batch's one forward pass (6 times the compute per case). Off by
+    /// default: on mole-v2 it gained little on the test split and nothing on validation
+    /// (BENCHMARKS.md, "Test-time augmentation").
+    #[arg(long, env = "MOLE_TTA", default_value_t = false, action = clap::ArgAction::Set)]
+    pub tta: bool,
+
+    /// Cells per side of the occlusion map (what the model looked at) drawn after each verdict,
+    /// when the model has no verdict to give; 0 turns maps off. A map costs one forward pass
+    /// over grid² + 1 images (BENCHMARKS.md, "Occlusion maps").
+    #[arg(long, env = "MOLE_OCCLUSION_GRID", default_value_t = 5)]
+    pub occlusion_grid: usize,
+
     /// How often an idle worker looks for new jobs, in milliseconds.
     #[arg(long, env = "MOLE_POLL_INTERVAL_MS", default_value_t = 20)]
     pub poll_interval_ms: u64,
@@ -125,6 +138,12 @@ impl WorkerArgs {
         if self.max_attempts < 1 {
             bail!("MOLE_MAX_ATTEMPTS must be at least 1");
         }
+        if self.occlusion_grid > 16 {
+            bail!(
+                "MOLE_OCCLUSION_GRID must be within 0..=16 (0: no maps), got {}",
+                self.occlusion_grid
+            );
+        }
         if !self.model.is_file() {
             bail!(
                 "MOLE_MODEL {} is not a file (the model card, e.g. {})",
@@ -166,6 +185,7 @@ pub async fn run(args: WorkerArgs, shutdown: CancellationToken) -> anyhow::Resul
     let classifier_config = ClassifierConfig {
         threads: args.inference_threads,
         max_batch: args.max_batch,
+        tta: args.tta,
         ..ClassifierConfig::default()
     };
     let model_path = args.model.clone();
@@ -205,6 +225,7 @@ pub async fn run(args: WorkerArgs, shutdown: CancellationToken) -> anyhow::Resul
         BatcherConfig {
             max_batch: args.max_batch,
             worker_name: worker_name.clone(),
+            occlusion_grid: args.occlusion_grid,
         },
     )
     .context("starting the inference thread")?;
@@ -251,6 +272,7 @@ pub async fn run(args: WorkerArgs, shutdown: CancellationToken) -> anyhow::Resul
         lease: Duration::from_secs(args.lease_secs),
         max_attempts: args.max_attempts,
         transient_retries: 3,
+        occlusion_maps: args.occlusion_grid > 0,
         preprocess_slots: tokio::sync::Semaphore::new(
             std::thread::available_parallelism().map_or(2, |n| n.get()),
         ),
