@@ -8,6 +8,7 @@ mod bench_latency;
 mod bench_model;
 mod bench_streams;
 mod eval;
+mod refusal;
 mod service;
 
 /// Skin-lesion triage service and tools.
@@ -22,6 +23,8 @@ struct Cli {
 enum Command {
     /// Evaluate a model card on labelled images: metrics.json, predictions.csv, report.html.
     Eval(eval::EvalArgs),
+    /// Refusal rates of a model card: non-lesion pictures, degraded and clean lesion photos.
+    Refusal(refusal::RefusalArgs),
     /// Run the web server: upload page, live case pages, JSON API, /healthz, /metrics.
     Serve(mole_web::ServeArgs),
     /// Run a queue worker: batched inference on uploaded cases (run as many as you like).
@@ -44,6 +47,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Eval(args) => eval::run(args),
+        Command::Refusal(args) => refusal::run(args),
         Command::Serve(args) => service::serve(args),
         Command::Worker(args) => service::worker(args),
         Command::Migrate(args) => service::migrate(args),

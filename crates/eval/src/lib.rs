@@ -7,12 +7,15 @@
 //! - [`report`]: `EvalResult` → HTML with inline SVG plots ([`report::render_html`]), also used by
 //!   the web service to show the shipped model's report;
 //! - [`run`]: loads a [`mole_inference::Classifier`], classifies a directory of images and builds
-//!   the [`EvalResult`].
+//!   the [`EvalResult`];
+//! - [`refusal`]: how often the model refuses pictures that are not (usable) lesion photos, and
+//!   lesion photos it should judge (`mole refusal`).
 
 pub mod base64;
 pub mod labels;
 pub mod metrics;
 pub mod plots;
+pub mod refusal;
 pub mod report;
 pub mod run;
 
@@ -20,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 pub use labels::{LabelError, LabelFormat};
 pub use metrics::{ClassInfo, Metrics, MetricsError, Sample};
+pub use refusal::{RefusalOptions, RefusalReport, evaluate_refusal, write_refusal};
 pub use run::{EvalError, EvalOptions, evaluate_directory, write_outputs};
 
 /// How, on what and with which model an evaluation ran.

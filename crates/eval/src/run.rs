@@ -119,7 +119,7 @@ pub enum EvalError {
     Json(#[from] serde_json::Error),
 }
 
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> EvalError + '_ {
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> EvalError + '_ {
     move |source| EvalError::Io {
         path: path.to_path_buf(),
         source,
@@ -154,7 +154,7 @@ fn sha256_file(path: &Path) -> Result<String, EvalError> {
     Ok(hex::encode(Sha256::digest(&bytes)))
 }
 
-fn read_csv<T>(
+pub(crate) fn read_csv<T>(
     path: &Path,
     f: impl FnOnce(fs::File) -> Result<T, LabelError>,
 ) -> Result<T, EvalError> {
