@@ -14,17 +14,22 @@ pub struct MigrateArgs {
 }
 
 /// Logs as JSON lines (one object per event, with the span fields such as `request_id` and
-/// `case_id`) unless a person watches a terminal. `RUST_LOG` filters (default `info`);
-/// `MOLE_LOG_FORMAT=json|text` overrides the choice.
+/// `case_id`) unless a person watches a terminal. `RUST_LOG` filters (default `info`, with
+/// PostgreSQL's notices such as "relation _sqlx_migrations already exists, skipping" at `warn`);
+/// `MOLE_LOG_FORMAT=json|text` overrides the choice. Text has colours only on a terminal.
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx::postgres::notice=warn"));
+    let terminal = std::io::stdout().is_terminal();
     let json = match std::env::var("MOLE_LOG_FORMAT").as_deref() {
         Ok("json") => true,
         Ok("text") => false,
-        _ => !std::io::stdout().is_terminal(),
+        _ => !terminal,
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(terminal);
     let _ = if json {
         builder
             .json()

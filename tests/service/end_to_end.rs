@@ -97,3 +97,35 @@ async fn an_uploaded_lesion_photo_is_analysed_by_a_separate_worker_process_with_
     assert!(worker.terminate(), "the worker stops cleanly on SIGTERM");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn piped_text_logs_have_no_colour_codes_and_a_second_migrate_is_quiet() {
+    let env = TestEnv::new().await;
+    let database_url = env
+        .serve_env(0)
+        .into_iter()
+        .find(|(k, _)| *k == "DATABASE_URL")
+        .unwrap()
+        .1;
+    for _ in 0..2 {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_mole"))
+            .arg("migrate")
+            .env_remove("RUST_LOG")
+            .env("DATABASE_URL", &database_url)
+            .env("MOLE_LOG_FORMAT", "text")
+            .output()
+            .unwrap();
+        let logs = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(output.status.success(), "{logs}");
+        assert!(logs.contains("database is up to date"), "{logs}");
+        assert!(
+            !logs.contains('\u{1b}'),
+            "colour codes in piped logs: {logs:?}"
+        );
+        assert!(!logs.contains("already exists"), "a notice at info: {logs}");
+    }
+}
