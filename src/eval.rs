@@ -12,33 +12,18 @@ pub struct EvalArgs {
     /// Model card (`models/<name>.card.json`).
     #[arg(long)]
     pub model: PathBuf,
-    /// Directory of images named `<image id>.jpg|.jpeg|.png`.
-    #[arg(long)]
-    pub images: PathBuf,
-    /// Labels: HAM10000-style CSV (`image_id`/`image` and `dx`) or ISIC one-hot ground truth.
-    #[arg(long)]
-    pub labels: PathBuf,
+    /// The labelled photos.
+    #[command(flatten)]
+    pub photos: LabelledPhotos,
     /// Output directory for metrics.json, predictions.csv and report.html.
     #[arg(long)]
     pub out: PathBuf,
-    /// Split CSV (`image_id,split`); evaluate only the rows of `--split-name`.
-    #[arg(long, requires = "split_name")]
-    pub split: Option<PathBuf>,
-    /// Name of the split to evaluate (e.g. `test`).
-    #[arg(long, requires = "split")]
-    pub split_name: Option<String>,
-    /// Inference backend: `tract` or `ort`.
-    #[arg(long, default_value = "tract")]
-    pub backend: BackendKind,
+    /// Backend, batch and threads.
+    #[command(flatten)]
+    pub run: ModelRun,
     /// Test-time augmentation (average over flips/rotations).
     #[arg(long)]
     pub tta: bool,
-    /// Images per forward pass.
-    #[arg(long, default_value_t = 32)]
-    pub batch: usize,
-    /// CPU threads for the backend.
-    #[arg(long, default_value_t = 1)]
-    pub threads: usize,
     /// Evaluate only the first N selected rows.
     #[arg(long)]
     pub limit: Option<usize>,
@@ -47,17 +32,55 @@ pub struct EvalArgs {
     pub gallery: usize,
 }
 
+/// Labelled photos, optionally one split of them (`mole eval`, `mole refusal`).
+#[derive(Debug, clap::Args)]
+pub struct LabelledPhotos {
+    /// Directory of images named `<image id>.jpg|.jpeg|.png`.
+    #[arg(long)]
+    pub images: PathBuf,
+    /// Labels: HAM10000-style CSV (`image_id`/`image` and `dx`) or ISIC one-hot ground truth.
+    #[arg(long)]
+    pub labels: PathBuf,
+    /// Split CSV (`image_id,split`); use only the rows of `--split-name`.
+    #[arg(long, requires = "split_name")]
+    pub split: Option<PathBuf>,
+    /// Name of the split to use (e.g. `test`).
+    #[arg(long, requires = "split")]
+    pub split_name: Option<String>,
+}
+
+impl LabelledPhotos {
+    /// `(split CSV, split name)` when both were given.
+    pub fn split(&self) -> Option<(PathBuf, String)> {
+        self.split.clone().zip(self.split_name.clone())
+    }
+}
+
+/// How the model runs (`mole eval`, `mole refusal`).
+#[derive(Debug, clap::Args)]
+pub struct ModelRun {
+    /// Inference backend: `tract` or `ort`.
+    #[arg(long, default_value = "tract")]
+    pub backend: BackendKind,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    /// CPU threads for the backend.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+}
+
 /// Runs the evaluation and prints the headline figures.
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
-    if args.batch == 0 {
+    if args.run.batch == 0 {
         bail!("--batch must be at least 1");
     }
-    let mut opts = EvalOptions::new(&args.model, &args.images, &args.labels);
-    opts.split = args.split.zip(args.split_name);
-    opts.backend = args.backend;
+    let mut opts = EvalOptions::new(&args.model, &args.photos.images, &args.photos.labels);
+    opts.split = args.photos.split();
+    opts.backend = args.run.backend;
     opts.tta = args.tta;
-    opts.batch = args.batch;
-    opts.threads = args.threads;
+    opts.batch = args.run.batch;
+    opts.threads = args.run.threads;
     opts.limit = args.limit;
     opts.gallery_size = args.gallery;
     let result = evaluate_directory(&opts)

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use mole_eval::{RefusalOptions, evaluate_refusal, write_refusal};
-use mole_inference::BackendKind;
+
+use crate::eval::{LabelledPhotos, ModelRun};
 
 /// Arguments of `mole refusal`.
 #[derive(Debug, clap::Args)]
@@ -15,27 +16,12 @@ pub struct RefusalArgs {
     /// The refusal test set (folder with `manifest.csv`).
     #[arg(long, default_value = "tests/fixtures/refusal")]
     pub set: PathBuf,
-    /// Folder of lesion photos named `<image id>.jpg` (HAM10000's images).
-    #[arg(long)]
-    pub images: PathBuf,
-    /// Labels of the lesion photos (HAM10000 `metadata.csv` style).
-    #[arg(long)]
-    pub labels: PathBuf,
-    /// Split CSV (`image_id,split`); use only the rows of `--split-name`.
-    #[arg(long, requires = "split_name")]
-    pub split: Option<PathBuf>,
-    /// Name of the split (e.g. `test`).
-    #[arg(long, requires = "split")]
-    pub split_name: Option<String>,
-    /// Inference backend: `tract` or `ort`.
-    #[arg(long, default_value = "tract")]
-    pub backend: BackendKind,
-    /// Images per forward pass.
-    #[arg(long, default_value_t = 32)]
-    pub batch: usize,
-    /// CPU threads for the backend.
-    #[arg(long, default_value_t = 1)]
-    pub threads: usize,
+    /// The lesion photos (HAM10000's images and `metadata.csv`), optionally one split.
+    #[command(flatten)]
+    pub photos: LabelledPhotos,
+    /// Backend, batch and threads.
+    #[command(flatten)]
+    pub run: ModelRun,
     /// Where to write refusal.json and refusal.md (not written when absent).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -46,12 +32,12 @@ pub fn run(args: RefusalArgs) -> anyhow::Result<()> {
     let opts = RefusalOptions {
         card: args.model.clone(),
         set: args.set,
-        images: args.images,
-        labels: args.labels,
-        split: args.split.zip(args.split_name),
-        backend: args.backend,
-        batch: args.batch,
-        threads: args.threads,
+        split: args.photos.split(),
+        images: args.photos.images,
+        labels: args.photos.labels,
+        backend: args.run.backend,
+        batch: args.run.batch,
+        threads: args.run.threads,
     };
     let report = evaluate_refusal(&opts)
         .with_context(|| format!("measuring refusals of {}", args.model.display()))?;

@@ -9,6 +9,35 @@ fn refusal_fixture(file: &str) -> Vec<u8> {
     read(&root().join("tests/fixtures/refusal").join(file))
 }
 
+/// The kinds of the case's audit events, in order.
+async fn event_kinds(env: &TestEnv, id: uuid::Uuid) -> Vec<String> {
+    env.store
+        .events(id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.kind.as_str().to_owned())
+        .collect()
+}
+
+/// Deletes the case as its uploader, through the API; then reads what is left of it.
+async fn delete_as_uploader(
+    env: &TestEnv,
+    client: &reqwest::Client,
+    app: &App,
+    id: uuid::Uuid,
+    cookie: &str,
+) -> mole_storage::CaseState {
+    let deleted = client
+        .delete(app.url(&format!("/api/cases/{id}")))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    env.store.case_state(id).await.unwrap().unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_picture_that_is_not_a_lesion_is_refused_with_a_reason_advice_and_no_diagnosis() {
     let env = TestEnv::new().await;
@@ -43,14 +72,7 @@ async fn a_picture_that_is_not_a_lesion_is_refused_with_a_reason_advice_and_no_d
     let refusal = state.refusal.expect("a refusal row");
     assert_eq!(refusal.result.reason, "not_a_lesion");
     assert!(refusal.result.detail["signals"]["ood"].as_f64().unwrap() > 0.0);
-    let kinds: Vec<String> = env
-        .store
-        .events(id)
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| e.kind.as_str().to_owned())
-        .collect();
+    let kinds = event_kinds(&env, id).await;
     assert!(kinds.contains(&"refused".to_owned()), "{kinds:?}");
     assert!(!kinds.contains(&"completed".to_owned()), "{kinds:?}");
     assert!(
@@ -77,22 +99,8 @@ async fn a_picture_that_is_not_a_lesion_is_refused_with_a_reason_advice_and_no_d
     );
 
     // Deleting it removes the refusal with the photo.
-    let deleted = client
-        .delete(app.url(&format!("/api/cases/{id}")))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(deleted.status(), 204);
-    assert!(
-        env.store
-            .case_state(id)
-            .await
-            .unwrap()
-            .unwrap()
-            .refusal
-            .is_none()
-    );
+    let left = delete_as_uploader(&env, &client, &app, id, &cookie).await;
+    assert!(left.refusal.is_none());
     worker.stop().await.unwrap();
     app.stop().await;
 }
@@ -134,14 +142,7 @@ async fn a_judged_photo_gets_its_occlusion_map_after_its_verdict_shown_to_the_up
         "{map} vs {p}"
     );
 
-    let kinds: Vec<String> = env
-        .store
-        .events(id)
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| e.kind.as_str().to_owned())
-        .collect();
+    let kinds = event_kinds(&env, id).await;
     let completed = kinds.iter().position(|k| k == "completed").unwrap();
     let explained = kinds.iter().position(|k| k == "explained").unwrap();
     assert!(completed < explained, "{kinds:?}");
@@ -159,22 +160,8 @@ async fn a_judged_photo_gets_its_occlusion_map_after_its_verdict_shown_to_the_up
     let theirs = page(None).await;
     assert!(!theirs.contains("id=\"occlusion\"") && !theirs.contains("/image\""));
 
-    let deleted = client
-        .delete(app.url(&format!("/api/cases/{id}")))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(deleted.status(), 204);
-    assert!(
-        env.store
-            .case_state(id)
-            .await
-            .unwrap()
-            .unwrap()
-            .explanation
-            .is_none()
-    );
+    let left = delete_as_uploader(&env, &client, &app, id, &cookie).await;
+    assert!(left.explanation.is_none());
     worker.stop().await.unwrap();
     app.stop().await;
 }

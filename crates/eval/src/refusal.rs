@@ -327,21 +327,23 @@ fn run_items(
     if pending.is_empty() {
         return Ok(());
     }
-    let items = std::mem::take(pending);
-    let images: Vec<Preprocessed> = items.iter().map(|i| i.image.clone()).collect();
+    let (names, images): (Vec<(usize, String)>, Vec<Preprocessed>) = std::mem::take(pending)
+        .into_iter()
+        .map(|i| ((i.group, i.name), i.image))
+        .unzip();
     let predictions = classifier.predict(&images)?;
-    for (item, p) in items.into_iter().zip(predictions) {
-        let g = &mut groups[item.group];
+    for ((group, name), p) in names.into_iter().zip(predictions) {
+        let g = &mut groups[group];
         g.n += 1;
         match p.refusal {
             Some(reason) => {
                 g.refused += 1;
                 *g.reasons.entry(reason.as_str().to_owned()).or_default() += 1;
                 if !g.should_refuse {
-                    g.missed.push(item.name);
+                    g.missed.push(name);
                 }
             }
-            None if g.should_refuse => g.missed.push(item.name),
+            None if g.should_refuse => g.missed.push(name),
             None => {}
         }
     }

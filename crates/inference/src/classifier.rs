@@ -394,7 +394,7 @@ impl Classifier {
             &[View::Identity]
         };
         let classes = self.card.num_classes();
-        let width = classes + self.card.refusal.as_ref().map_or(0, |r| r.signals.len());
+        let width = self.row_width();
         let mut predictions = Vec::with_capacity(batch.len());
         for chunk in batch.chunks(self.config.max_batch) {
             let rows = chunk.len() * views.len();
@@ -404,19 +404,7 @@ impl Classifier {
                     view.extend_into(&image.tensor, size, &mut input);
                 }
             }
-            let out = self.backend.run(&input, rows)?;
-            if out.len() != rows * width {
-                return Err(InferenceError::Backend {
-                    backend: self.backend.name(),
-                    reason: format!("{} values for {rows} rows of {width}", out.len()),
-                });
-            }
-            if out.iter().any(|l| !l.is_finite()) {
-                return Err(InferenceError::Backend {
-                    backend: self.backend.name(),
-                    reason: "the model produced non-finite outputs".into(),
-                });
-            }
+            let out = self.run_rows(&input, rows)?;
             for (image, image_rows) in chunk.iter().zip(out.chunks(views.len() * width)) {
                 let mut probabilities = vec![0.0f32; classes];
                 for row in image_rows.chunks(width) {
@@ -507,21 +495,13 @@ impl Classifier {
             }
         }
         let classes = self.card.num_classes();
-        let width = classes + self.card.refusal.as_ref().map_or(0, |r| r.signals.len());
         let per_image = 3 * plane;
         let mut p_malignant = Vec::with_capacity(rows);
         for chunk in input.chunks(self.config.max_batch * per_image) {
-            let n = chunk.len() / per_image;
-            let out = self.backend.run(chunk, n)?;
-            if out.len() != n * width || out.iter().any(|v| !v.is_finite()) {
-                return Err(InferenceError::Backend {
-                    backend: self.backend.name(),
-                    reason: "the occlusion pass gave malformed outputs".into(),
-                });
-            }
-            for row in out.chunks(width) {
+            let out = self.run_rows(chunk, chunk.len() / per_image)?;
+            for row in out.chunks(self.row_width()) {
                 let p = calibrated_softmax(&row[..classes], self.card.temperature);
-                p_malignant.push(self.prediction(p).p_malignant);
+                p_malignant.push(self.p_malignant(&p));
             }
         }
         let base = p_malignant[0];
@@ -540,14 +520,43 @@ impl Classifier {
         })
     }
 
-    /// Builds the prediction for calibrated probabilities in card order.
-    fn prediction(&self, probabilities: Vec<f32>) -> Prediction {
-        let p_malignant: f32 = probabilities
+    /// Values per row of what the backend returns: the logits, then the refusal signals.
+    fn row_width(&self) -> usize {
+        self.card.num_classes() + self.card.refusal.as_ref().map_or(0, |r| r.signals.len())
+    }
+
+    /// One forward pass over `rows` inputs, its output checked for shape and finiteness.
+    fn run_rows(&self, input: &[f32], rows: usize) -> Result<Vec<f32>, InferenceError> {
+        let out = self.backend.run(input, rows)?;
+        let width = self.row_width();
+        if out.len() != rows * width {
+            return Err(InferenceError::Backend {
+                backend: self.backend.name(),
+                reason: format!("{} values for {rows} rows of {width}", out.len()),
+            });
+        }
+        if out.iter().any(|l| !l.is_finite()) {
+            return Err(InferenceError::Backend {
+                backend: self.backend.name(),
+                reason: "the model produced non-finite outputs".into(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Sum of the card's malignant classes' probabilities.
+    fn p_malignant(&self, probabilities: &[f32]) -> f32 {
+        probabilities
             .iter()
             .zip(&self.malignant)
             .filter(|(_, m)| **m)
             .map(|(p, _)| *p)
-            .sum();
+            .sum()
+    }
+
+    /// Builds the prediction for calibrated probabilities in card order.
+    fn prediction(&self, probabilities: Vec<f32>) -> Prediction {
+        let p_malignant = self.p_malignant(&probabilities);
         let top_class = argmax(&probabilities);
         let verdict = if p_malignant >= self.card.threshold {
             Verdict::SeeADoctor

@@ -503,9 +503,9 @@ impl Store {
         Ok(true)
     }
 
-    /// Deletes a case: its image, prediction, review notes, the uploader's pseudonym and the
-    /// photo's fingerprint are removed; the row stays as a tombstone with its audit trail and
-    /// `deleted` event. Returns false when it was already deleted or is unknown.
+    /// Deletes a case: its image, prediction or refusal, occlusion map, review notes, the
+    /// uploader's pseudonym and the photo's fingerprint are removed; the row stays as a tombstone
+    /// with its audit trail and `deleted` event. Returns false when it was already deleted or is unknown.
     pub async fn delete_case(
         &self,
         id: Uuid,
@@ -524,26 +524,16 @@ impl Store {
         if deleted == 0 {
             return Ok(false);
         }
-        sqlx::query("DELETE FROM case_images WHERE case_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM predictions WHERE case_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM refusals WHERE case_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM case_explanations WHERE case_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM case_views WHERE case_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        // The photo and everything made from it or recording who looked at it.
+        for statement in [
+            "DELETE FROM case_images WHERE case_id = $1",
+            "DELETE FROM predictions WHERE case_id = $1",
+            "DELETE FROM refusals WHERE case_id = $1",
+            "DELETE FROM case_explanations WHERE case_id = $1",
+            "DELETE FROM case_views WHERE case_id = $1",
+        ] {
+            sqlx::query(statement).bind(id).execute(&mut *tx).await?;
+        }
         // Reviewers' notes may name the patient; the reviews themselves (a diagnosis and a
         // verdict, no identity left to attach them to) stay, immutable.
         sqlx::query("DELETE FROM case_review_notes WHERE case_id = $1")
