@@ -11,6 +11,7 @@
 
 mod clinic;
 mod model;
+mod person;
 mod queries;
 mod staff;
 mod synthetic;
@@ -21,6 +22,7 @@ use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 
 pub use clinic::*;
 pub use model::*;
+pub use person::*;
 pub use queries::CaseSignal;
 pub use staff::*;
 
