@@ -204,6 +204,30 @@ impl<N: Need> FromRequestParts<AppState> for CaseAccess<N> {
     }
 }
 
+/// The caller's own cases ("my cases"): the uploader cookie is the only key to the list, so a
+/// browser lists the cases it sent and none other; without a cookie the list is empty. Holding a
+/// case's link does not put it on one's list. Staff sessions play no part (the list is outside
+/// `/admin`); deleted cases have lost their uploader and are never listed.
+#[derive(Debug)]
+pub struct OwnCases {
+    /// sha256 (hex) of the caller's cookie token, when the browser has one.
+    pub uploader_hash: Option<String>,
+}
+
+impl FromRequestParts<AppState> for OwnCases {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, AppError> {
+        let uploader = match Uploader::from_request_parts(parts, app).await {
+            Ok(u) => u,
+            Err(never) => match never {},
+        };
+        Ok(Self {
+            uploader_hash: uploader.hash(),
+        })
+    }
+}
+
 /// A signed-in staff member with the right `N`, for the clinic's pages that are not about one
 /// case (the list, the export, the agreement page, accounts). No session: the sign-in page (or
 /// 401); a role without the right: 403.

@@ -14,17 +14,18 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
-use mole_storage::{CaseEvent, CaseState};
+use mole_storage::{CaseEvent, CaseState, EventKind};
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::AppState;
-use crate::access::{CaseAccess, Delete, Right, SeePhoto};
+use crate::access::{CaseAccess, Delete, Right, SeeHistory, SeePhoto};
 use crate::error::AppError;
 use crate::identity::RequestId;
 use crate::live::{Snapshot, StreamSlot};
 use crate::views::CaseView;
+use crate::wait::WaitView;
 
 /// How soon a browser reconnects a cut stream (after a web restart, say), in the SSE `retry`.
 const STREAM_RETRY: Duration = Duration::from_secs(1);
@@ -43,6 +44,8 @@ pub struct CasePage {
     pub events: Vec<EventLine>,
     /// What the model is and is not, in plain words (on every case page).
     pub limits: Limits,
+    /// The queue ahead and the workers, while the case waits.
+    pub wait: Option<WaitView>,
 }
 
 /// The model's limits in words a patient understands, with its operating point on the test split.
@@ -89,25 +92,65 @@ pub struct CasePanel<'a> {
     pub view: &'a CaseView,
 }
 
-/// One line of the history shown on the page.
+/// One line of the history shown to the uploader, in words.
 #[derive(Debug, Clone)]
 pub struct EventLine {
-    /// Time, `YYYY-MM-DD HH:MM:SS.mmm UTC`.
+    /// Time, RFC 3339 (the `datetime` of the `<time>`; the page shows it in the reader's zone).
+    pub at_iso: String,
+    /// Time in words, UTC (what shows without JavaScript).
     pub at: String,
-    /// Event kind.
+    /// Event kind (a stable code, for tests and styles).
     pub kind: String,
-    /// Who.
-    pub actor: String,
+    /// What happened, from the uploader's side ("You sent the photo.").
+    pub text: &'static str,
 }
 
 impl From<&CaseEvent> for EventLine {
     fn from(e: &CaseEvent) -> Self {
         Self {
-            at: e.at.format("%Y-%m-%d %H:%M:%S%.3f UTC").to_string(),
+            at_iso: e.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            at: e.at.format("%-d %b %Y, %H:%M:%S UTC").to_string(),
             kind: e.kind.as_str().to_owned(),
-            actor: e.actor.clone(),
+            text: in_words(e.kind, e.actor.as_str()),
         }
     }
+}
+
+/// An event of the audit trail as its uploader reads it: who did what, in words, never an actor
+/// code (`uploader:42cee2f1f4de`) or a worker's name.
+pub fn in_words(kind: EventKind, actor: &str) -> &'static str {
+    let by_uploader = actor.starts_with("uploader:");
+    match kind {
+        EventKind::Created if by_uploader => "You sent the photo.",
+        EventKind::Created => "The photo was sent.",
+        EventKind::Queued => "It joined the queue for analysis.",
+        EventKind::Requeued => {
+            "It was put back in the queue after an interruption; nothing was lost."
+        }
+        EventKind::Started => "The model started analysing it.",
+        EventKind::Retrying => {
+            "A passing problem interrupted the analysis; it will be tried again."
+        }
+        EventKind::Completed => "The model analysed it.",
+        EventKind::Failed => "It could not be analysed.",
+        EventKind::Refused => "The model found that it cannot judge this photo.",
+        EventKind::Explained => "The model marked which parts of the photo mattered to it.",
+        EventKind::Viewed if by_uploader => "You viewed it.",
+        EventKind::Viewed if actor.starts_with("visitor") => "Someone with the link viewed it.",
+        EventKind::Viewed if actor.starts_with("staff:") => "Clinic staff viewed it.",
+        EventKind::Viewed => "It was viewed.",
+        EventKind::Reviewed => "A clinician reviewed it.",
+        EventKind::Deleted if by_uploader => "You deleted it.",
+        EventKind::Deleted => "It was deleted.",
+    }
+}
+
+/// The history section alone: what the page fetches to keep its history live.
+#[derive(Template)]
+#[template(path = "history.html")]
+pub struct HistoryFragment {
+    /// The history, oldest first.
+    pub events: Vec<EventLine>,
 }
 
 /// The `data` of a live event: the case JSON and the page's panel, so the page needs no second
@@ -179,14 +222,43 @@ pub async fn page(
     };
     let view = view_of(&access.state);
     let panel = render_panel(&view)?;
+    let wait = if view.is_terminal() {
+        None
+    } else {
+        Some(WaitView::of(&app, &access).await?)
+    };
     Ok(CasePage {
         view,
         panel,
         is_uploader: access.may(Right::SeePhoto),
         events,
         limits: Limits::of(&app.model),
+        wait,
     }
     .into_response())
+}
+
+/// `GET /cases/{id}/history`: the history section as an HTML fragment (the uploader's), which the
+/// page fetches after every change so that its history is live with the rest.
+pub async fn history(
+    State(app): State<AppState>,
+    access: CaseAccess<SeeHistory>,
+) -> Result<Response, AppError> {
+    let events = app
+        .store
+        .events(access.id())
+        .await?
+        .iter()
+        .map(EventLine::from)
+        .collect();
+    let html = HistoryFragment { events }
+        .render()
+        .map_err(|e| AppError::internal(format!("rendering the history failed: {e}")))?;
+    Ok((
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        axum::response::Html(html),
+    )
+        .into_response())
 }
 
 /// `GET /cases/{id}/panel`: the live part of the page as an HTML fragment (what a page that
@@ -255,14 +327,28 @@ async fn delete_case(
     Ok(())
 }
 
-/// `POST /cases/{id}/delete`: the page's delete button (works without JavaScript).
+/// The delete form: where to go afterwards (`next=my-cases` from the list of one's cases).
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct DeleteForm {
+    next: Option<String>,
+}
+
+/// `POST /cases/{id}/delete`: the delete buttons of the case page and of "my cases" (work
+/// without JavaScript); back to the front page, or to the list when sent from there.
 pub async fn delete_form(
     State(app): State<AppState>,
     RequestId(request_id): RequestId,
     access: CaseAccess<Delete>,
+    form: Result<axum::Form<DeleteForm>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, AppError> {
     delete_case(&app, &access, &request_id).await?;
-    Ok(Redirect::to("/?deleted").into_response())
+    let back_to_list = form.is_ok_and(|f| f.next.as_deref() == Some("my-cases"));
+    Ok(Redirect::to(if back_to_list {
+        "/my-cases?deleted"
+    } else {
+        "/?deleted"
+    })
+    .into_response())
 }
 
 /// `DELETE /api/cases/{id}`: deletion for API clients; 204 when done.

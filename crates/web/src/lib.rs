@@ -17,10 +17,12 @@ pub mod cases;
 pub mod error;
 pub mod identity;
 pub mod live;
+pub mod mine;
 pub mod model;
 pub mod ops;
 pub mod upload;
 pub mod views;
+pub mod wait;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -297,9 +299,10 @@ pub struct AppState {
 }
 
 /// The Content-Security-Policy of every page: scripts and styles from our own files only (no
-/// inline script or style), no framing, forms post only to us.
+/// inline script or style), no framing, forms post only to us. Images from us, and `blob:` for
+/// the upload form's preview of the photo the person chose (a local object URL, never sent).
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
-    style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; \
+    style-src 'self'; img-src 'self' blob:; connect-src 'self'; form-action 'self'; base-uri 'none'; \
     frame-ancestors 'none'";
 
 /// `GET /static/{file}`: the page's stylesheet and script, compiled in.
@@ -313,6 +316,10 @@ async fn static_file(
         ),
         "case.js" => (
             include_str!("../../../static/case.js"),
+            "text/javascript; charset=utf-8",
+        ),
+        "upload.js" => (
+            include_str!("../../../static/upload.js"),
             "text/javascript; charset=utf-8",
         ),
         "admin.js" => (
@@ -346,6 +353,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/cases/{id}", get(cases::page))
         .route("/cases/{id}/panel", get(cases::panel))
+        .route("/cases/{id}/history", get(cases::history))
+        .route("/cases/{id}/wait", get(wait::wait))
+        .route("/my-cases", get(mine::page))
         .route("/cases/{id}/image", get(cases::image))
         .route("/cases/{id}/delete", post(cases::delete_form))
         .route(

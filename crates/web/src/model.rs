@@ -31,6 +31,8 @@ pub struct ModelInfo {
     pub threshold: f32,
     /// Softmax temperature.
     pub temperature: f32,
+    /// The network, as the card names it (e.g. "EfficientNet-Lite0 …, ImageNet-pretrained, fine-tuned").
+    pub architecture: String,
     /// Training data, as the card states it.
     pub training_data: String,
     /// Data licence.
@@ -161,12 +163,14 @@ impl ModelInfo {
             })
             .collect();
         let text = |v: &Value| v.as_str().unwrap_or("not stated").to_owned();
+        let raw: Value = serde_json::from_str(&card_json)?;
         Ok(Self {
             version: card.model_version(),
             card_json: Arc::new(card_json),
             input_size: card.input_size(),
             threshold: card.threshold,
             temperature: card.temperature,
+            architecture: text(&raw["architecture"]["name"]),
             training_data: text(&card.training["data"]),
             licence: text(&card.training["licence"]),
             citation: text(&card.training["citation"]),

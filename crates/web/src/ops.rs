@@ -12,7 +12,7 @@ use tracing::warn;
 use crate::AppState;
 
 /// Workers whose last self-check is older than this count as gone.
-const WORKER_REPORT_MAX_AGE: Duration = Duration::from_secs(45);
+pub(crate) const WORKER_REPORT_MAX_AGE: Duration = Duration::from_secs(45);
 
 /// `GET /healthz`: the database, Redis, and the workers' latest real forward passes.
 ///

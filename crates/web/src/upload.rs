@@ -31,6 +31,8 @@ pub struct IndexPage {
     pub error: Option<String>,
     /// Largest accepted file, in words (e.g. `15 MB`).
     pub limit: String,
+    /// Largest accepted file in bytes (the page's own check before sending; the server decides).
+    pub limit_bytes: usize,
     /// Whether a case was just deleted (after the delete form's redirect).
     pub deleted: bool,
 }
@@ -45,6 +47,7 @@ pub async fn index(
     let page = IndexPage {
         error: None,
         limit: human_bytes(app.config.upload_limit),
+        limit_bytes: app.config.upload_limit,
         deleted: query.contains_key("deleted"),
     };
     with_cookie(page.into_response(), uploader.ensure().1)
@@ -109,6 +112,7 @@ pub async fn create(
                 let page = IndexPage {
                     error: Some(message.clone()),
                     limit: human_bytes(app.config.upload_limit),
+                    limit_bytes: app.config.upload_limit,
                     deleted: false,
                 };
                 (*status, page).into_response()

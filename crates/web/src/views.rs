@@ -272,6 +272,17 @@ impl CaseView {
         }
     }
 
+    /// When the photo was sent, RFC 3339 (a `<time>`'s `datetime`).
+    pub fn sent_iso(&self) -> String {
+        self.created_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    }
+
+    /// When the photo was sent, in words (UTC; the page shows it in the reader's zone).
+    pub fn sent_text(&self) -> String {
+        self.created_at.format("%-d %B %Y, %H:%M UTC").to_string()
+    }
+
     /// True once the status will not change any more.
     pub fn is_terminal(&self) -> bool {
         matches!(self.status, "done" | "failed" | "refused" | "deleted")
@@ -341,7 +352,8 @@ impl ResultView {
 
 fn ms_text(ms: Option<i32>) -> String {
     match ms {
-        Some(ms) => format!("{ms} ms"),
+        Some(ms) if ms < 1000 => format!("{ms} ms"),
+        Some(ms) => format!("{:.1} s", f64::from(ms) / 1000.0),
         None => "not recorded".to_owned(),
     }
 }

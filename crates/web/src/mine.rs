@@ -1,0 +1,121 @@
+//! "My cases": the cases this browser sent (by its uploader cookie, see
+//! [`crate::access::OwnCases`]), newest first, with verdict and date, each deletable; so a lost
+//! link is not a lost result.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{Query, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use mole_storage::{CaseStatus, OwnCase};
+use std::collections::HashMap;
+
+use crate::AppState;
+use crate::access::OwnCases;
+use crate::error::AppError;
+
+/// How many of one's cases the list shows (newest first).
+pub const MY_CASES_SHOWN: i64 = 200;
+
+/// The page.
+#[derive(Template, WebTemplate)]
+#[template(path = "my_cases.html")]
+pub struct MyCasesPage {
+    /// The cases, newest first.
+    pub cases: Vec<OwnCaseLine>,
+    /// Whether the browser has an uploader cookie at all.
+    pub has_cookie: bool,
+    /// Whether a case was just deleted from this list.
+    pub deleted: bool,
+    /// Whether the list was cut at [`MY_CASES_SHOWN`].
+    pub truncated: bool,
+}
+
+/// One case on the list.
+#[derive(Debug, Clone)]
+pub struct OwnCaseLine {
+    /// Case id (its page is `/cases/{id}`).
+    pub id: String,
+    /// RFC 3339 time it was sent.
+    pub sent_iso: String,
+    /// The time in words (UTC).
+    pub sent: String,
+    /// `see_a_doctor`, `looks_benign`, `waiting`, `refused` or `failed` (a style and a test hook).
+    pub outcome: &'static str,
+    /// The outcome in words.
+    pub outcome_text: String,
+}
+
+impl OwnCaseLine {
+    fn of(c: &OwnCase) -> Self {
+        let (outcome, outcome_text) = match (c.status, c.verdict.as_deref()) {
+            (CaseStatus::Done, Some("see_a_doctor")) => (
+                "see_a_doctor",
+                format!(
+                    "See a doctor ({} estimated malignant)",
+                    percent(c.p_malignant)
+                ),
+            ),
+            (CaseStatus::Done, _) => (
+                "looks_benign",
+                format!(
+                    "Looks benign ({} estimated malignant)",
+                    percent(c.p_malignant)
+                ),
+            ),
+            (CaseStatus::Refused, _) => {
+                ("refused", "The model could not judge this photo".to_owned())
+            }
+            (CaseStatus::Failed, _) => ("failed", "The photo could not be analysed".to_owned()),
+            (CaseStatus::Queued | CaseStatus::Processing, _) => {
+                ("waiting", "Waiting for the analysis".to_owned())
+            }
+        };
+        Self {
+            id: c.id.to_string(),
+            sent_iso: c
+                .created_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            sent: c.created_at.format("%-d %b %Y, %H:%M UTC").to_string(),
+            outcome,
+            outcome_text,
+        }
+    }
+}
+
+fn percent(p: Option<f32>) -> String {
+    p.map_or_else(
+        || "?".to_owned(),
+        |p| format!("{:.0} %", f64::from(p.clamp(0.0, 1.0)) * 100.0),
+    )
+}
+
+/// `GET /my-cases`.
+pub async fn page(
+    State(app): State<AppState>,
+    own: OwnCases,
+    query: Query<HashMap<String, String>>,
+) -> Result<Response, AppError> {
+    let cases = match &own.uploader_hash {
+        Some(hash) => app.store.uploader_cases(hash, MY_CASES_SHOWN + 1).await?,
+        None => Vec::new(),
+    };
+    let truncated = cases.len() as i64 > MY_CASES_SHOWN;
+    let page = MyCasesPage {
+        cases: cases
+            .iter()
+            .take(MY_CASES_SHOWN as usize)
+            .map(OwnCaseLine::of)
+            .collect(),
+        has_cookie: own.uploader_hash.is_some(),
+        deleted: query.contains_key("deleted"),
+        truncated,
+    };
+    let mut response = page.into_response();
+    // The list is personal: never kept by a shared cache.
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    Ok(response)
+}
