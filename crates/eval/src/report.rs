@@ -61,14 +61,14 @@ fn figure(out: &mut String, caption: &str, svg: Result<String, plots::PlotError>
     let _ = writeln!(out, "<figcaption>{}</figcaption></figure>", escape(caption));
 }
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}\
+const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222;overflow-wrap:break-word}\
 h1{font-size:1.6em}h2{margin-top:2em;border-bottom:1px solid #ccc}\
-table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:.3em .6em;text-align:right}\
+table{border-collapse:collapse;margin:1em 0;display:block;max-width:100%;overflow-x:auto}th,td{border:1px solid #ccc;padding:.3em .6em;text-align:right}\
 th:first-child,td:first-child{text-align:left}thead th{background:#f2f4f7}\
 figure{margin:1em 0}figure svg{max-width:100%;height:auto}figcaption{color:#555;font-size:.9em}\
-.gallery{display:flex;flex-wrap:wrap;gap:12px}.gallery figure{width:180px;margin:0;font-size:.8em}\
+.gallery{display:flex;flex-wrap:wrap;gap:12px}.gallery figure{width:min(180px,100%);margin:0;font-size:.8em}\
 .gallery img{display:block;max-width:96px;max-height:96px}.error{color:#b00}.note{color:#555}\
-code{font-size:.9em}";
+code{font-size:.9em}@media (max-width:40em){body{margin:1em auto}th,td{padding:.25em .4em}}";
 
 /// Renders the full report for an evaluation.
 pub fn render_html(result: &EvalResult) -> String {
