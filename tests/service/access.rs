@@ -107,6 +107,15 @@ async fn everyone_with_the_link_sees_the_verdict_page_but_only_the_uploader_sees
             !panel.contains("/image"),
             "{who}: the panel never holds the photo"
         );
+        // The history fragment follows the history's rule; the wait is the verdict's.
+        let history = get(&app, &format!("/cases/{id}/history"), cookie).await;
+        assert_eq!(
+            history.status(),
+            if mine { 200 } else { 403 },
+            "{who}: history"
+        );
+        let wait = get(&app, &format!("/cases/{id}/wait"), cookie).await;
+        assert_eq!(wait.status(), 200, "{who}: wait");
         let json = get(&app, &format!("/api/cases/{id}"), cookie).await;
         assert_eq!(json.status(), 200, "{who}");
         let json: serde_json::Value = json.json().await.unwrap();
@@ -160,6 +169,8 @@ async fn nobody_but_the_uploader_can_delete_a_case_by_form_or_by_api() {
             format!("/cases/{id}/panel"),
             format!("/cases/{id}/image"),
             format!("/cases/{id}/events"),
+            format!("/cases/{id}/history"),
+            format!("/cases/{id}/wait"),
             format!("/api/cases/{id}"),
         ] {
             let response = get(&app, &path, cookie).await;
@@ -180,6 +191,8 @@ async fn unknown_and_malformed_case_ids_are_404_on_every_case_route() {
             format!("/cases/{id}/panel"),
             format!("/cases/{id}/image"),
             format!("/cases/{id}/events"),
+            format!("/cases/{id}/history"),
+            format!("/cases/{id}/wait"),
             format!("/api/cases/{id}"),
         ] {
             let response = client.get(app.url(&path)).send().await.unwrap();

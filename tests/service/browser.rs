@@ -99,7 +99,7 @@ async fn in_a_real_browser_an_uploaded_photo_shows_its_verdict_without_a_reload(
         browser.goto(&app.url("/")).await?;
         let photo = fixture_images().remove(4);
         browser
-            .find(Locator::Id("photo-file"))
+            .find(Locator::Id("photo"))
             .await?
             .send_keys(&photo.display().to_string())
             .await?;
@@ -158,7 +158,7 @@ async fn in_a_real_browser_a_picture_that_is_not_a_lesion_says_why_and_what_to_d
         browser.goto(&app.url("/")).await?;
         let picture = root().join("tests/fixtures/refusal/documents/page.png");
         browser
-            .find(Locator::Id("photo-file"))
+            .find(Locator::Id("photo"))
             .await?
             .send_keys(&picture.display().to_string())
             .await?;
@@ -211,7 +211,7 @@ async fn in_a_real_browser_the_verdict_arrives_on_a_stream_that_resumed_after_a_
         browser.goto(&web.url("/")).await?;
         let photo = fixture_images().remove(9);
         browser
-            .find(Locator::Id("photo-file"))
+            .find(Locator::Id("photo"))
             .await?
             .send_keys(&photo.display().to_string())
             .await?;
@@ -397,6 +397,269 @@ async fn in_a_real_browser_staff_sign_in_filter_review_a_case_and_see_it_reviewe
         assert_eq!(count.text().await?, "2");
         let sensitivity = browser.find(Locator::Css(".sensitivity")).await?;
         assert!(sensitivity.text().await?.starts_with("100.0 %"));
+        Ok::<(), fantoccini::error::CmdError>(())
+    }
+    .await;
+    finish(browser, &outcome).await;
+    outcome.expect("browser steps");
+    app.stop().await;
+}
+
+/// Whether the page scrolls sideways (wider than the window).
+async fn scrolls_sideways(
+    browser: &fantoccini::Client,
+) -> Result<bool, fantoccini::error::CmdError> {
+    let v = browser
+        .execute(
+            "var e = document.documentElement; \
+             return Math.max(e.scrollWidth, document.body.scrollWidth) > e.clientWidth;",
+            vec![],
+        )
+        .await?;
+    Ok(v == json!(true))
+}
+
+/// With `MOLE_SCREENSHOTS=<dir>`, saves what the browser shows as `<dir>/<name>.png` (full page,
+/// for looking at the pages by eye).
+async fn screenshot(browser: &fantoccini::Client, name: &str) {
+    let Some(dir) = std::env::var_os("MOLE_SCREENSHOTS") else {
+        return;
+    };
+    let height = browser
+        .execute("return document.documentElement.scrollHeight;", vec![])
+        .await
+        .ok()
+        .and_then(|v| v.as_u64())
+        .unwrap_or(844);
+    let size = browser.get_window_size().await.ok();
+    if let Some((w, _)) = size {
+        let _ = browser
+            .set_window_size(w as u32, height.clamp(844, 6000) as u32)
+            .await;
+    }
+    if let Ok(png) = browser.screenshot().await {
+        let _ = std::fs::create_dir_all(&dir);
+        let _ = std::fs::write(std::path::Path::new(&dir).join(format!("{name}.png")), png);
+    }
+    if let Some((w, h)) = size {
+        let _ = browser.set_window_size(w as u32, h as u32).await;
+    }
+}
+
+/// axe-core's serious and critical WCAG 2.1 A/AA violations on the current page, one line each.
+/// axe-core is installed by `scripts/test` (`npm ci --prefix tests/a11y`). Fails when axe ran no
+/// rule at all (so a checker that did not run cannot pass).
+async fn accessibility_violations(
+    browser: &fantoccini::Client,
+) -> Result<Vec<String>, fantoccini::error::CmdError> {
+    let path = root().join("tests/a11y/node_modules/axe-core/axe.min.js");
+    let axe = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; install it with `npm ci --prefix tests/a11y` (scripts/test does)",
+            path.display()
+        )
+    });
+    browser
+        .execute(&format!("{axe}\nreturn typeof axe;"), vec![])
+        .await?;
+    let found = browser
+        .execute_async(
+            "var done = arguments[arguments.length - 1];
+             axe.run(document, { runOnly: { type: 'tag',
+                 values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } })
+               .then(function (r) {
+                 if (r.passes.length === 0) { done(['axe ran no rule']); return; }
+                 done(r.violations
+                   .filter(function (v) { return v.impact === 'serious' || v.impact === 'critical'; })
+                   .map(function (v) {
+                     return v.impact + ' ' + v.id + ': ' + v.help + ' at ' +
+                       v.nodes.map(function (n) { return n.target.join(' '); }).join(', ');
+                   }));
+               })
+               .catch(function (e) { done(['axe failed: ' + e]); });",
+            vec![],
+        )
+        .await?;
+    Ok(serde_json::from_value(found).expect("a list of strings"))
+}
+
+/// Waits until `script` (a function body) returns true.
+async fn until(
+    browser: &fantoccini::Client,
+    what: &str,
+    within: Duration,
+    script: &str,
+) -> Result<(), fantoccini::error::CmdError> {
+    let deadline = Instant::now() + within;
+    loop {
+        if browser.execute(script, vec![]).await? == json!(true) {
+            return Ok(());
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn in_a_real_browser_on_a_phone_screen_a_person_previews_sends_waits_honestly_reads_the_verdict_and_finds_the_case_again()
+ {
+    let env = TestEnv::new().await;
+    let app = App::spawn(&env).await;
+    let (_driver, browser) = browser().await;
+
+    let outcome = async {
+        browser.set_window_size(390, 844).await?;
+        browser.goto(&app.url("/")).await?;
+        let width = browser.execute("return window.innerWidth;", vec![]).await?;
+        assert!(
+            width.as_u64().is_some_and(|w| w <= 400),
+            "a phone-sized window: {width}"
+        );
+        assert!(!scrolls_sideways(&browser).await?, "/ scrolls sideways");
+        let violations = accessibility_violations(&browser).await?;
+        assert!(violations.is_empty(), "/: {violations:#?}");
+        screenshot(&browser, "front").await;
+        // Both checks can fail: an unlabelled field and a too-wide block are caught.
+        browser
+            .execute(
+                "var i = document.createElement('input'); i.type = 'text'; \
+                 document.querySelector('main').appendChild(i); \
+                 var d = document.createElement('div'); \
+                 d.appendChild(document.createTextNode('x'.repeat(400))); \
+                 d.className = 'canary'; document.querySelector('main').appendChild(d); \
+                 document.querySelector('main').style.overflowWrap = 'normal'; return true;",
+                vec![],
+            )
+            .await?;
+        let caught = accessibility_violations(&browser).await?;
+        assert!(
+            caught.iter().any(|v| v.contains(" label:")),
+            "axe missed an unlabelled field: {caught:?}"
+        );
+        assert!(scrolls_sideways(&browser).await?, "a 400-character word did not scroll");
+        browser.refresh().await?;
+
+        // One photo input; the chosen photo is previewed before it is sent.
+        assert_eq!(
+            browser.find_all(Locator::Css("input[type=file]")).await?.len(),
+            1
+        );
+        let photo = fixture_images().remove(2);
+        browser
+            .find(Locator::Id("photo"))
+            .await?
+            .send_keys(&photo.display().to_string())
+            .await?;
+        until(
+            &browser,
+            "the preview",
+            PATIENCE,
+            "var p = document.getElementById('preview'), i = document.getElementById('preview-img'); \
+             return !p.hidden && i.complete && i.naturalWidth > 0;",
+        )
+        .await?;
+        let submit = browser.find(Locator::Id("submit")).await?;
+        assert_eq!(submit.text().await?, "Use this photo");
+        assert!(
+            browser
+                .find(Locator::Id("choose-another"))
+                .await?
+                .is_displayed()
+                .await?
+        );
+        submit.click().await?;
+
+        // No worker yet: within 10 s the page says the analysis is delayed and the photo safe.
+        browser
+            .wait()
+            .at_most(PATIENCE)
+            .for_element(Locator::Id("status-text"))
+            .await?;
+        let case_path = browser.current_url().await?.path().to_owned();
+        let case_id = case_path.trim_start_matches("/cases/").to_owned();
+        until(
+            &browser,
+            "the delayed notice",
+            Duration::from_secs(10),
+            "var w = document.getElementById('wait'); \
+             return !!w && !w.hidden && w.getAttribute('data-delayed') === 'true';",
+        )
+        .await?;
+        let wait = browser.find(Locator::Id("wait")).await?.text().await?;
+        assert!(
+            wait.contains("delayed") && wait.contains("stored safely"),
+            "{wait:?}"
+        );
+        let history = browser.find(Locator::Id("history")).await?.text().await?;
+        assert!(history.contains("You sent the photo."), "{history:?}");
+        assert!(!history.contains("uploader:"), "an actor code: {history:?}");
+        assert!(!scrolls_sideways(&browser).await?, "the waiting page scrolls sideways");
+        screenshot(&browser, "waiting").await;
+        let violations = accessibility_violations(&browser).await?;
+        assert!(violations.is_empty(), "waiting case page: {violations:#?}");
+
+        // A worker comes: the verdict, the way forward and the history arrive without a reload.
+        let worker = InProcessWorker::spawn(env.worker_args());
+        browser
+            .wait()
+            .at_most(PATIENCE)
+            .for_element(Locator::Id("verdict"))
+            .await?;
+        until(
+            &browser,
+            "the live history",
+            PATIENCE,
+            "var h = document.getElementById('history'); \
+             return !!h && h.textContent.indexOf('The model analysed it.') >= 0;",
+        )
+        .await?;
+        let wait_hidden = browser
+            .execute("var w = document.getElementById('wait'); return !w || w.hidden;", vec![])
+            .await?;
+        assert_eq!(wait_hidden, json!(true), "the wait notice stays after the result");
+        let advice = browser.find(Locator::Id("advice")).await?.text().await?;
+        assert!(
+            advice.contains("two weeks") || advice.contains("ABCDE"),
+            "advice: {advice:?}"
+        );
+        assert!(browser.find(Locator::Id("print")).await?.is_displayed().await?);
+        assert!(!scrolls_sideways(&browser).await?, "the result page scrolls sideways");
+        screenshot(&browser, "result").await;
+        let violations = accessibility_violations(&browser).await?;
+        assert!(violations.is_empty(), "case page with its result: {violations:#?}");
+
+        // The way forward: check another photo; the first case is under "my cases".
+        browser.find(Locator::Id("check-another")).await?.click().await?;
+        browser
+            .wait()
+            .at_most(PATIENCE)
+            .for_element(Locator::Id("upload-form"))
+            .await?;
+        assert_eq!(browser.current_url().await?.path(), "/");
+        browser.find(Locator::Id("nav-my-cases")).await?.click().await?;
+        let mine = browser
+            .wait()
+            .at_most(PATIENCE)
+            .for_element(Locator::Css(&format!("li.my-case[data-case-id='{case_id}']")))
+            .await?;
+        let line = mine.text().await?;
+        assert!(
+            line.contains("See a doctor") || line.contains("Looks benign"),
+            "{line:?}"
+        );
+        assert!(!scrolls_sideways(&browser).await?, "my cases scrolls sideways");
+        screenshot(&browser, "my-cases").await;
+
+        // The model's pages fit too, the report included.
+        browser.goto(&app.url("/model")).await?;
+        assert!(!scrolls_sideways(&browser).await?, "/model scrolls sideways");
+        screenshot(&browser, "model").await;
+        let violations = accessibility_violations(&browser).await?;
+        assert!(violations.is_empty(), "/model: {violations:#?}");
+        browser.goto(&app.url("/model/report")).await?;
+        assert!(!scrolls_sideways(&browser).await?, "the report scrolls sideways");
+        screenshot(&browser, "report").await;
+        worker.stop().await.unwrap();
         Ok::<(), fantoccini::error::CmdError>(())
     }
     .await;

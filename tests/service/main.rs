@@ -12,6 +12,7 @@ mod faults;
 mod hardening;
 mod live;
 mod model_page;
+mod person;
 mod recovery;
 mod refusal;
 mod storage;
