@@ -1,6 +1,39 @@
-# Sourced by scripts/run, scripts/test and scripts/bench: start the local PostgreSQL and Redis when
-# they are down (the commands of this machine's docs), and wait until they answer; prepare the small
-# Python environment of the tests and benchmarks.
+# Sourced by scripts/run, scripts/test, scripts/bench and .ci/run: install what a fresh Debian machine
+# lacks (Debian packages, as root or through sudo), start the local PostgreSQL and Redis when they are
+# down (the commands of this machine's docs) and wait until they answer; prepare the small Python
+# environment of the tests and benchmarks, and the browser test's accessibility checker.
+
+# Installs the Debian packages of the given kinds that are missing: `services` (PostgreSQL, Redis and
+# their client tools), `test` (Chromium and its driver, python3-venv, Node.js and npm).
+ensure_packages() {
+  local need=() kind
+  for kind in "$@"; do
+    case $kind in
+      services)
+        command -v pg_isready >/dev/null 2>&1 || need+=(postgresql-client)
+        command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
+        command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
+        # The fault tests also start private servers of their own (tests/service/faults.rs).
+        [ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql-15)
+        command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+        ;;
+      test)
+        command -v chromium >/dev/null 2>&1 || need+=(chromium)
+        command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+        python3 -c "import venv, ensurepip" 2>/dev/null || need+=(python3-venv)
+        command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
+        ;;
+    esac
+  done
+  [ ${#need[@]} -gt 0 ] || return 0
+  mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
+  local sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  echo "installing Debian packages: ${need[*]}" >&2
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${need[@]}"
+}
+
 ensure_services() {
   if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
     echo "starting PostgreSQL" >&2
@@ -29,4 +62,11 @@ ensure_test_venv() {
   fi
   ORT_DYLIB_PATH=${ORT_DYLIB_PATH:-$(ls "$PWD/$venv"/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* | head -n1)}
   export ORT_DYLIB_PATH
+}
+
+# axe-core (pinned in tests/a11y/package-lock.json) for the browser test's accessibility check.
+ensure_a11y() {
+  if [ ! -f tests/a11y/node_modules/axe-core/axe.min.js ]; then
+    npm ci --prefix tests/a11y --no-audit --no-fund --loglevel=error
+  fi
 }
