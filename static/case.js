@@ -28,7 +28,7 @@
   document.addEventListener("submit", function (e) {
     var form = e.target;
     if (form.id === "delete-form" || form.classList.contains("delete-form")) {
-      if (!window.confirm("Delete this case and its photo for good?")) e.preventDefault();
+      if (!window.confirm(form.getAttribute("data-confirm") || "Delete?")) e.preventDefault();
     }
   });
   function showPrint() {
@@ -38,6 +38,11 @@
   showPrint();
   document.addEventListener("click", function (e) {
     if (e.target && e.target.id === "print") window.print();
+  });
+  // The printed summary carries the technical details (model version, case id) unfolded.
+  window.addEventListener("beforeprint", function () {
+    var folds = document.querySelectorAll("details.technical");
+    for (var i = 0; i < folds.length; i++) folds[i].open = true;
   });
 
   var panel = document.getElementById("case");

@@ -15,6 +15,12 @@
   var problem = document.getElementById("check-error");
   var limit = parseInt(form.getAttribute("data-limit-bytes"), 10) || 0;
   var url = null;
+  // The page's language: its words come in the form's data-msg-* attributes.
+  function msg(name, values) {
+    var text = form.getAttribute("data-msg-" + name) || name;
+    Object.keys(values || {}).forEach(function (k) { text = text.split("{ $" + k + " }").join(values[k]); });
+    return text;
+  }
   // What the server can read; an empty type (some systems give none) is left to the server.
   var readable = /^image\/(jpeg|png|webp|gif|bmp|tiff)$/;
 
@@ -24,15 +30,13 @@
   }
   function check(file) {
     if (file.type && !readable.test(file.type)) {
-      if (/^image\/hei[cf]/.test(file.type)) {
-        return "HEIC photos cannot be read. Send a JPEG: on an iPhone, choose “Most Compatible” under Settings › Camera › Formats, or take the photo from this page.";
-      }
-      return "This file is not a photo mole can read (" + file.type + "). Choose a JPEG, PNG or WebP photo.";
+      if (/^image\/hei[cf]/.test(file.type)) return msg("heic");
+      return msg("type", { type: file.type });
     }
     if (limit && file.size > limit) {
-      return "This photo is " + (file.size / 1048576).toFixed(1) + " MB; the largest accepted is " + form.getAttribute("data-limit") + ".";
+      return msg("size", { size: (file.size / 1048576).toFixed(1), limit: form.getAttribute("data-limit") });
     }
-    if (file.size === 0) return "This file is empty. Choose another photo.";
+    if (file.size === 0) return msg("empty");
     return "";
   }
   function show() {
@@ -40,7 +44,7 @@
     if (url) { URL.revokeObjectURL(url); url = null; }
     if (!file) {
       preview.hidden = true; another.hidden = true; complain("");
-      submit.textContent = "Analyse the photo"; submit.disabled = false;
+      submit.textContent = msg("submit"); submit.disabled = false;
       return;
     }
     var wrong = check(file);
@@ -52,17 +56,17 @@
     image.src = url;
     caption.textContent = file.name;
     preview.hidden = false;
-    submit.textContent = "Use this photo";
+    submit.textContent = msg("use-this");
     form.classList.add("chosen");
   }
   input.addEventListener("change", show);
   another.addEventListener("click", function () { input.value = ""; show(); input.click(); });
   form.addEventListener("submit", function (e) {
     var file = input.files && input.files[0];
-    var wrong = file ? check(file) : "Choose a photo first.";
+    var wrong = file ? check(file) : msg("choose-first");
     if (wrong) { e.preventDefault(); complain(wrong); return; }
     submit.disabled = true;
-    submit.textContent = "Sending…";
+    submit.textContent = msg("sending");
   });
   // Drag and drop (desktops): the dropped file becomes the input's file, so the form sends it.
   ["dragenter", "dragover"].forEach(function (name) {
@@ -80,7 +84,7 @@
       list.items.add(files[0]);
       input.files = list.files;
     } catch (err) {
-      complain("This browser cannot take a dropped file; use the button instead.");
+      complain(msg("no-drop"));
       return;
     }
     show();

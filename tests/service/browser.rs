@@ -405,18 +405,29 @@ async fn in_a_real_browser_staff_sign_in_filter_review_a_case_and_see_it_reviewe
     app.stop().await;
 }
 
-/// Whether the page scrolls sideways (wider than the window).
+/// Whether the page scrolls sideways (wider than the window); prints what sticks out when it does.
 async fn scrolls_sideways(
     browser: &fantoccini::Client,
 ) -> Result<bool, fantoccini::error::CmdError> {
     let v = browser
         .execute(
             "var e = document.documentElement; \
-             return Math.max(e.scrollWidth, document.body.scrollWidth) > e.clientWidth;",
+             var wide = Math.max(e.scrollWidth, document.body.scrollWidth) > e.clientWidth; \
+             if (!wide) return []; \
+             var out = ['window ' + window.innerWidth + ', page ' + e.scrollWidth]; \
+             document.querySelectorAll('body *').forEach(function (n) { \
+               var r = n.getBoundingClientRect(); \
+               if (r.right > e.clientWidth + 1) out.push(n.tagName + '#' + n.id + '.' + n.className + ' ' + Math.round(r.right)); \
+             }); \
+             return out.slice(0, 12);",
             vec![],
         )
         .await?;
-    Ok(v == json!(true))
+    let out: Vec<String> = serde_json::from_value(v).unwrap_or_default();
+    if !out.is_empty() {
+        eprintln!("sticking out: {out:?}");
+    }
+    Ok(!out.is_empty())
 }
 
 /// With `MOLE_SCREENSHOTS=<dir>`, saves what the browser shows as `<dir>/<name>.png` (full page,
@@ -659,6 +670,24 @@ async fn in_a_real_browser_on_a_phone_screen_a_person_previews_sends_waits_hones
         browser.goto(&app.url("/model/report")).await?;
         assert!(!scrolls_sideways(&browser).await?, "the report scrolls sideways");
         screenshot(&browser, "report").await;
+
+        // The narrowest phones (320 px) too, in every language (French and Dutch run longer).
+        browser.set_window_size(320, 700).await?;
+        for lang in ["en", "fr", "nl"] {
+            for path in [
+                "/".to_owned(),
+                case_path.clone(),
+                "/my-cases".to_owned(),
+                "/model".to_owned(),
+                "/model/report".to_owned(),
+            ] {
+                browser.goto(&app.url(&format!("{path}?lang={lang}"))).await?;
+                assert!(
+                    !scrolls_sideways(&browser).await?,
+                    "{path} in {lang} scrolls sideways at 320 px"
+                );
+            }
+        }
         worker.stop().await.unwrap();
         Ok::<(), fantoccini::error::CmdError>(())
     }

@@ -10,6 +10,7 @@ mod burst;
 mod end_to_end;
 mod faults;
 mod hardening;
+mod languages;
 mod live;
 mod model_page;
 mod person;

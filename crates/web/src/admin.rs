@@ -771,6 +771,9 @@ pub struct StaffCasePage {
     pub deleted: bool,
     /// Said after a review was saved.
     pub saved: Option<String>,
+    /// The language of the parts shared with the public case page (the clinic's pages are in
+    /// English).
+    pub t: crate::i18n::Tr,
 }
 
 /// Query of the staff case page.
@@ -794,7 +797,7 @@ pub async fn case(
     let (events, reviews) = tokio::try_join!(app.store.events(id), app.store.reviews(id))?;
     let classes = &app.model.classes;
     let case = &access.state.case;
-    let view = CaseView::of(&access.state);
+    let view = CaseView::of(&access.state, crate::i18n::Tr::default());
     let latest = reviews.last();
     let chosen_class = latest.map(|r| r.diagnosis.clone()).or_else(|| {
         access
@@ -871,6 +874,7 @@ pub async fn case(
                 "Review recorded.".to_owned()
             }
         }),
+        t: crate::i18n::Tr::default(),
     }
     .into_response())
 }

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::AppState;
 use crate::access::{CaseAccess, Delete, Right, SeeHistory, SeePhoto};
 use crate::error::AppError;
+use crate::i18n::{Lang, Tr};
 use crate::identity::RequestId;
 use crate::live::{Snapshot, StreamSlot};
 use crate::views::CaseView;
@@ -46,6 +47,8 @@ pub struct CasePage {
     pub limits: Limits,
     /// The queue ahead and the workers, while the case waits.
     pub wait: Option<WaitView>,
+    /// The request's language.
+    pub t: Tr,
 }
 
 /// The model's limits in words a patient understands, with its operating point on the test split.
@@ -71,15 +74,14 @@ impl Limits {
     }
 
     /// The operating point in words, when the report gives it.
-    pub fn operating_point(&self) -> Option<String> {
+    pub fn operating_point(&self, t: &Tr) -> Option<String> {
         let (caught, cleared) = (self.caught_of_100?, self.cleared_of_100?);
-        Some(format!(
-            "In the test photos, of every 100 lesions that were cancer, it told about {caught} to see a \
-             doctor and missed about {}; of every 100 harmless ones, it said about {cleared} look benign \
-             and sent about {} to a doctor without need.",
-            100u32.saturating_sub(caught),
-            100u32.saturating_sub(cleared)
-        ))
+        let mut args = fluent_bundle::FluentArgs::new();
+        args.set("caught", caught);
+        args.set("missed", 100u32.saturating_sub(caught));
+        args.set("cleared", cleared);
+        args.set("sent", 100u32.saturating_sub(cleared));
+        Some(t.with_args("limits-operating-point", &args))
     }
 }
 
@@ -90,6 +92,8 @@ impl Limits {
 pub struct CasePanel<'a> {
     /// The case.
     pub view: &'a CaseView,
+    /// The language it is rendered in.
+    pub t: Tr,
 }
 
 /// One line of the history shown to the uploader, in words.
@@ -102,46 +106,43 @@ pub struct EventLine {
     /// Event kind (a stable code, for tests and styles).
     pub kind: String,
     /// What happened, from the uploader's side ("You sent the photo.").
-    pub text: &'static str,
+    pub text: String,
 }
 
-impl From<&CaseEvent> for EventLine {
-    fn from(e: &CaseEvent) -> Self {
+impl EventLine {
+    /// An event of the trail in the words of `t`.
+    pub fn new(e: &CaseEvent, t: Tr) -> Self {
         Self {
             at_iso: e.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            at: e.at.format("%-d %b %Y, %H:%M:%S UTC").to_string(),
+            at: e.at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
             kind: e.kind.as_str().to_owned(),
-            text: in_words(e.kind, e.actor.as_str()),
+            text: t.t(in_words(e.kind, e.actor.as_str())),
         }
     }
 }
 
-/// An event of the audit trail as its uploader reads it: who did what, in words, never an actor
-/// code (`uploader:42cee2f1f4de`) or a worker's name.
+/// An event of the audit trail as its uploader reads it (the catalogue's id): who did what, in
+/// words, never an actor code (`uploader:42cee2f1f4de`) or a worker's name.
 pub fn in_words(kind: EventKind, actor: &str) -> &'static str {
     let by_uploader = actor.starts_with("uploader:");
     match kind {
-        EventKind::Created if by_uploader => "You sent the photo.",
-        EventKind::Created => "The photo was sent.",
-        EventKind::Queued => "It joined the queue for analysis.",
-        EventKind::Requeued => {
-            "It was put back in the queue after an interruption; nothing was lost."
-        }
-        EventKind::Started => "The model started analysing it.",
-        EventKind::Retrying => {
-            "A passing problem interrupted the analysis; it will be tried again."
-        }
-        EventKind::Completed => "The model analysed it.",
-        EventKind::Failed => "It could not be analysed.",
-        EventKind::Refused => "The model found that it cannot judge this photo.",
-        EventKind::Explained => "The model marked which parts of the photo mattered to it.",
-        EventKind::Viewed if by_uploader => "You viewed it.",
-        EventKind::Viewed if actor.starts_with("visitor") => "Someone with the link viewed it.",
-        EventKind::Viewed if actor.starts_with("staff:") => "Clinic staff viewed it.",
-        EventKind::Viewed => "It was viewed.",
-        EventKind::Reviewed => "A clinician reviewed it.",
-        EventKind::Deleted if by_uploader => "You deleted it.",
-        EventKind::Deleted => "It was deleted.",
+        EventKind::Created if by_uploader => "history-created-you",
+        EventKind::Created => "history-created",
+        EventKind::Queued => "history-queued",
+        EventKind::Requeued => "history-requeued",
+        EventKind::Started => "history-started",
+        EventKind::Retrying => "history-retrying",
+        EventKind::Completed => "history-completed",
+        EventKind::Failed => "history-failed",
+        EventKind::Refused => "history-refused",
+        EventKind::Explained => "history-explained",
+        EventKind::Viewed if by_uploader => "history-viewed-you",
+        EventKind::Viewed if actor.starts_with("visitor") => "history-viewed-visitor",
+        EventKind::Viewed if actor.starts_with("staff:") => "history-viewed-staff",
+        EventKind::Viewed => "history-viewed",
+        EventKind::Reviewed => "history-reviewed",
+        EventKind::Deleted if by_uploader => "history-deleted-you",
+        EventKind::Deleted => "history-deleted",
     }
 }
 
@@ -151,6 +152,8 @@ pub fn in_words(kind: EventKind, actor: &str) -> &'static str {
 pub struct HistoryFragment {
     /// The history, oldest first.
     pub events: Vec<EventLine>,
+    /// The request's language.
+    pub t: Tr,
 }
 
 /// The `data` of a live event: the case JSON and the page's panel, so the page needs no second
@@ -165,32 +168,41 @@ struct LiveEvent<'a> {
     html: &'a str,
 }
 
-fn view_of(state: &CaseState) -> CaseView {
-    CaseView::of(state)
+fn view_of(state: &CaseState, t: Tr) -> CaseView {
+    CaseView::of(state, t)
 }
 
-fn render_panel(view: &CaseView) -> Result<String, AppError> {
-    CasePanel { view }
+fn render_panel(view: &CaseView, t: Tr) -> Result<String, AppError> {
+    CasePanel { view, t }
         .render()
         .map_err(|e| AppError::internal(format!("rendering the case panel failed: {e}")))
 }
 
-/// What a case's live streams send for `state` (rendered once per change, for every stream).
+/// What a case's live streams send for `state`: rendered once per change and language, for every
+/// stream (each sends its own language's).
 pub fn snapshot(state: &CaseState) -> Snapshot {
-    let view = view_of(state);
-    let html = render_panel(&view).unwrap_or_else(|e| {
-        tracing::error!(error = ?e, "the live panel could not be rendered; sending the JSON only");
-        String::new()
-    });
-    let data = serde_json::to_string(&LiveEvent {
-        view: &view,
-        version: state.version,
-        html: &html,
-    })
-    .expect("a case view serialises");
+    let mut terminal = false;
+    let data = Lang::ALL
+        .iter()
+        .map(|lang| {
+            let t = Tr::new(*lang);
+            let view = view_of(state, t);
+            terminal = view.is_terminal();
+            let html = render_panel(&view, t).unwrap_or_else(|e| {
+                tracing::error!(error = ?e, "the live panel could not be rendered; sending the JSON only");
+                String::new()
+            });
+            serde_json::to_string(&LiveEvent {
+                view: &view,
+                version: state.version,
+                html: &html,
+            })
+            .expect("a case view serialises")
+        })
+        .collect();
     Snapshot {
         version: state.version,
-        terminal: view.is_terminal(),
+        terminal,
         data,
     }
 }
@@ -199,6 +211,7 @@ pub fn snapshot(state: &CaseState) -> Snapshot {
 pub async fn page(
     State(app): State<AppState>,
     RequestId(request_id): RequestId,
+    t: Tr,
     access: CaseAccess,
 ) -> Result<Response, AppError> {
     let id = access.id();
@@ -215,17 +228,17 @@ pub async fn page(
             .events(id)
             .await?
             .iter()
-            .map(EventLine::from)
+            .map(|e| EventLine::new(e, t))
             .collect()
     } else {
         Vec::new()
     };
-    let view = view_of(&access.state);
-    let panel = render_panel(&view)?;
+    let view = view_of(&access.state, t);
+    let panel = render_panel(&view, t)?;
     let wait = if view.is_terminal() {
         None
     } else {
-        Some(WaitView::of(&app, &access).await?)
+        Some(WaitView::of(&app, &access, t).await?)
     };
     Ok(CasePage {
         view,
@@ -234,6 +247,7 @@ pub async fn page(
         events,
         limits: Limits::of(&app.model),
         wait,
+        t,
     }
     .into_response())
 }
@@ -242,6 +256,7 @@ pub async fn page(
 /// page fetches after every change so that its history is live with the rest.
 pub async fn history(
     State(app): State<AppState>,
+    t: Tr,
     access: CaseAccess<SeeHistory>,
 ) -> Result<Response, AppError> {
     let events = app
@@ -249,9 +264,9 @@ pub async fn history(
         .events(access.id())
         .await?
         .iter()
-        .map(EventLine::from)
+        .map(|e| EventLine::new(e, t))
         .collect();
-    let html = HistoryFragment { events }
+    let html = HistoryFragment { events, t }
         .render()
         .map_err(|e| AppError::internal(format!("rendering the history failed: {e}")))?;
     Ok((
@@ -263,8 +278,8 @@ pub async fn history(
 
 /// `GET /cases/{id}/panel`: the live part of the page as an HTML fragment (what a page that
 /// cannot hold a stream polls).
-pub async fn panel(access: CaseAccess) -> Result<Response, AppError> {
-    let html = render_panel(&view_of(&access.state))?;
+pub async fn panel(t: Tr, access: CaseAccess) -> Result<Response, AppError> {
+    let html = render_panel(&view_of(&access.state, t), t)?;
     Ok((
         [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
         axum::response::Html(html),
@@ -273,10 +288,10 @@ pub async fn panel(access: CaseAccess) -> Result<Response, AppError> {
 }
 
 /// `GET /api/cases/{id}`: the case as JSON.
-pub async fn json(access: CaseAccess) -> Response {
+pub async fn json(t: Tr, access: CaseAccess) -> Response {
     (
         [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
-        Json(view_of(&access.state)),
+        Json(view_of(&access.state, t)),
     )
         .into_response()
 }
@@ -368,6 +383,7 @@ pub async fn delete_json(
 pub async fn events(
     State(app): State<AppState>,
     headers: HeaderMap,
+    t: Tr,
     access: CaseAccess,
 ) -> Result<Response, AppError> {
     let slot = app.live.open_stream().ok_or(AppError::Overloaded)?;
@@ -378,6 +394,7 @@ pub async fn events(
     let stream = StreamState {
         snapshots: app.live.follow(access.id()),
         seen,
+        lang: t.lang,
         done: false,
         shutdown: app.shutdown.clone(),
         _slot: slot,
@@ -392,6 +409,8 @@ struct StreamState {
     snapshots: watch::Receiver<Option<Arc<Snapshot>>>,
     /// The version the client has (sent by us, or named by its `Last-Event-ID`).
     seen: Option<i64>,
+    /// The language of the stream's panels.
+    lang: Lang,
     done: bool,
     shutdown: CancellationToken,
     _slot: StreamSlot,
@@ -412,7 +431,7 @@ async fn next_event(mut s: StreamState) -> Option<(Result<Event, Infallible>, St
                     .event("status")
                     .id(snapshot.version.to_string())
                     .retry(STREAM_RETRY)
-                    .data(snapshot.data.as_str());
+                    .data(snapshot.data_in(s.lang));
                 return Some((Ok(event), s));
             }
             if snapshot.terminal {

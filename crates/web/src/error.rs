@@ -17,6 +17,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::i18n::Tr;
+
 /// Any error, boxed.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -68,6 +70,9 @@ pub enum AppError {
         message: String,
         /// 413 for size, 415/422 for content, 400 for a malformed form.
         status: StatusCode,
+        /// The details the message names, as arguments of the catalogue's `error-<code>`
+        /// (e.g. `limit`, `format`), so the page can say it in the person's language.
+        args: Vec<(&'static str, String)>,
     },
     /// Too much at once (uploads, live streams); try again shortly.
     #[error("the service is busy; please try again in a moment")]
@@ -176,21 +181,71 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 pub struct ErrorReply {
     /// Stable code.
     pub code: &'static str,
-    /// The public message.
+    /// The public message (English).
     pub message: String,
+    /// The catalogue's message for it (`error-<code>`), where the person's pages say it in their
+    /// language; `None` for the clinic's errors (English).
+    pub message_id: Option<String>,
+    /// The message's details, its arguments.
+    pub args: Vec<(&'static str, String)>,
     /// Whether the request id should be quoted (our own failures).
     pub ours: bool,
+}
+
+impl ErrorReply {
+    /// The message in the language of `t`: the catalogue's `error-<code>` with the details, or
+    /// the English message where the catalogue has no such code.
+    pub fn message_in(&self, t: Tr) -> String {
+        let Some(id) = self
+            .message_id
+            .as_deref()
+            .filter(|id| Tr::default().has(id))
+        else {
+            return self.message.clone();
+        };
+        let mut args = fluent_bundle::FluentArgs::new();
+        for (name, value) in &self.args {
+            args.set(*name, value.as_str());
+        }
+        t.with_args(id, &args)
+    }
+}
+
+/// An error's message in the language of `t`, when the catalogue says it (the upload page shows
+/// a refused upload this way).
+pub fn translated(e: &AppError, t: Tr) -> Option<String> {
+    let reply = e.reply();
+    let id = reply.message_id.as_deref()?;
+    Tr::default().has(id).then(|| reply.message_in(t))
+}
+
+impl AppError {
+    fn reply(&self) -> ErrorReply {
+        ErrorReply {
+            code: self.code(),
+            message: self.public_message(),
+            message_id: match self {
+                // The clinic's own errors stay in English, like its pages.
+                Self::RoleForbidden
+                | Self::SignInRequired
+                | Self::CsrfRejected
+                | Self::Invalid { .. } => None,
+                other => Some(format!("error-{}", other.code().replace('_', "-"))),
+            },
+            args: match self {
+                Self::BadUpload { args, .. } => args.clone(),
+                _ => Vec::new(),
+            },
+            ours: matches!(self, Self::Unavailable(_) | Self::Internal(_)),
+        }
+    }
 }
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         self.log();
         let status = self.status();
-        let reply = ErrorReply {
-            code: self.code(),
-            message: self.public_message(),
-            ours: matches!(self, Self::Unavailable(_) | Self::Internal(_)),
-        };
+        let reply = self.reply();
         let mut response = (status, reply.message.clone()).into_response();
         if matches!(self, Self::Overloaded | Self::Unavailable(_)) {
             response.headers_mut().insert(
@@ -207,10 +262,11 @@ impl IntoResponse for AppError {
 #[template(path = "error.html")]
 struct ErrorPage<'a> {
     status: u16,
-    title: &'a str,
+    title: String,
     message: &'a str,
     code: &'a str,
     request_id: Option<&'a str>,
+    t: Tr,
 }
 
 /// Whether the client wants JSON: the API, or an `Accept` that names JSON and not HTML.
@@ -226,6 +282,11 @@ pub fn wants_json(path: &str, headers: &HeaderMap) -> bool {
 /// HTML), with the request id. Other responses pass untouched.
 pub async fn render(request: Request, next: Next) -> Response {
     let json = wants_json(request.uri().path(), request.headers());
+    let t = request
+        .extensions()
+        .get::<Tr>()
+        .copied()
+        .unwrap_or_default();
     let request_id = request
         .headers()
         .get("x-request-id")
@@ -252,6 +313,7 @@ pub async fn render(request: Request, next: Next) -> Response {
     let (mut parts, _) = response.into_parts();
     let status = parts.status;
     let shown_id = reply.ours.then_some(request_id.as_deref()).flatten();
+    let message = reply.message_in(t);
     let body = if json {
         parts.headers.insert(
             header::CONTENT_TYPE,
@@ -259,7 +321,7 @@ pub async fn render(request: Request, next: Next) -> Response {
         );
         json!({ "error": {
             "code": reply.code,
-            "message": reply.message,
+            "message": message,
             "request_id": request_id,
         } })
         .to_string()
@@ -268,18 +330,24 @@ pub async fn render(request: Request, next: Next) -> Response {
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/html; charset=utf-8"),
         );
+        let title_id = format!("http-{}", status.as_u16());
         let page = ErrorPage {
             status: status.as_u16(),
-            title: status.canonical_reason().unwrap_or("Error"),
-            message: &reply.message,
+            title: if Tr::default().has(&title_id) {
+                t.t(&title_id)
+            } else {
+                status.canonical_reason().unwrap_or("Error").to_owned()
+            },
+            message: &message,
             code: reply.code,
             request_id: shown_id,
+            t,
         };
         match page.render() {
             Ok(html) => html,
             Err(e) => {
                 tracing::error!(error = %e, "rendering the error page failed");
-                reply.message.clone()
+                message.clone()
             }
         }
     };

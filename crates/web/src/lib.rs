@@ -15,6 +15,7 @@ pub mod agreement;
 pub mod auth;
 pub mod cases;
 pub mod error;
+pub mod i18n;
 pub mod identity;
 pub mod live;
 pub mod mine;
@@ -411,6 +412,8 @@ pub fn router(state: AppState) -> Router {
         // A panicking handler is a bug like any other: 500 with the request id.
         .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(axum::middleware::from_fn(error::render))
+        // The person's language, before the error pages are written (they are in it too).
+        .layer(axum::middleware::from_fn(i18n::choose_language))
         .layer(header("content-security-policy", CONTENT_SECURITY_POLICY))
         // Case URLs are capabilities: never leak them in a Referer.
         .layer(header("referrer-policy", "no-referrer"))

@@ -35,8 +35,19 @@ pub struct Snapshot {
     pub version: i64,
     /// Whether the state is final (done, failed, deleted): streams end after sending it.
     pub terminal: bool,
-    /// The SSE `data`: the case JSON with the page's rendered panel.
-    pub data: String,
+    /// The SSE `data` in each language of [`crate::i18n::Lang::ALL`]: the case JSON with the
+    /// page's rendered panel.
+    pub data: Vec<String>,
+}
+
+impl Snapshot {
+    /// The SSE `data` in `lang` (English if that language was not rendered).
+    pub fn data_in(&self, lang: crate::i18n::Lang) -> &str {
+        self.data
+            .get(lang.index())
+            .or_else(|| self.data.first())
+            .map_or("", String::as_str)
+    }
 }
 
 /// Turns a case's state into what its streams send.

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use crate::AppState;
 use crate::access::OwnCases;
 use crate::error::AppError;
+use crate::i18n::Tr;
 
 /// How many of one's cases the list shows (newest first).
 pub const MY_CASES_SHOWN: i64 = 200;
@@ -29,6 +30,8 @@ pub struct MyCasesPage {
     pub deleted: bool,
     /// Whether the list was cut at [`MY_CASES_SHOWN`].
     pub truncated: bool,
+    /// The request's language.
+    pub t: Tr,
 }
 
 /// One case on the list.
@@ -47,36 +50,30 @@ pub struct OwnCaseLine {
 }
 
 impl OwnCaseLine {
-    fn of(c: &OwnCase) -> Self {
-        let (outcome, outcome_text) = match (c.status, c.verdict.as_deref()) {
-            (CaseStatus::Done, Some("see_a_doctor")) => (
-                "see_a_doctor",
-                format!(
-                    "See a doctor ({} estimated malignant)",
-                    percent(c.p_malignant)
-                ),
-            ),
-            (CaseStatus::Done, _) => (
-                "looks_benign",
-                format!(
-                    "Looks benign ({} estimated malignant)",
-                    percent(c.p_malignant)
-                ),
-            ),
-            (CaseStatus::Refused, _) => {
-                ("refused", "The model could not judge this photo".to_owned())
-            }
-            (CaseStatus::Failed, _) => ("failed", "The photo could not be analysed".to_owned()),
-            (CaseStatus::Queued | CaseStatus::Processing, _) => {
-                ("waiting", "Waiting for the analysis".to_owned())
-            }
+    /// The `<time>` element of when it was sent (for [`Tr::html`]).
+    pub fn sent_html(&self) -> String {
+        format!(
+            "<time class=\"local\" datetime=\"{}\">{}</time>",
+            self.sent_iso, self.sent
+        )
+    }
+
+    fn of(c: &OwnCase, t: Tr) -> Self {
+        let outcome = match (c.status, c.verdict.as_deref()) {
+            (CaseStatus::Done, Some("see_a_doctor")) => "see_a_doctor",
+            (CaseStatus::Done, _) => "looks_benign",
+            (CaseStatus::Refused, _) => "refused",
+            (CaseStatus::Failed, _) => "failed",
+            (CaseStatus::Queued | CaseStatus::Processing, _) => "waiting",
         };
+        let id = format!("outcome-{}", outcome.replace('_', "-"));
+        let outcome_text = t.t1(&id, "percent", percent(c.p_malignant));
         Self {
             id: c.id.to_string(),
             sent_iso: c
                 .created_at
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            sent: c.created_at.format("%-d %b %Y, %H:%M UTC").to_string(),
+            sent: c.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
             outcome,
             outcome_text,
         }
@@ -93,6 +90,7 @@ fn percent(p: Option<f32>) -> String {
 /// `GET /my-cases`.
 pub async fn page(
     State(app): State<AppState>,
+    t: Tr,
     own: OwnCases,
     query: Query<HashMap<String, String>>,
 ) -> Result<Response, AppError> {
@@ -105,11 +103,12 @@ pub async fn page(
         cases: cases
             .iter()
             .take(MY_CASES_SHOWN as usize)
-            .map(OwnCaseLine::of)
+            .map(|c| OwnCaseLine::of(c, t))
             .collect(),
         has_cookie: own.uploader_hash.is_some(),
         deleted: query.contains_key("deleted"),
         truncated,
+        t,
     };
     let mut response = page.into_response();
     // The list is personal: never kept by a shared cache.

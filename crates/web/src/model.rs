@@ -224,11 +224,59 @@ fn summary(m: &Value) -> Option<ReportSummary> {
 pub struct ModelPage {
     /// The model.
     pub model: Arc<ModelInfo>,
+    /// The request's language.
+    pub t: crate::i18n::Tr,
+}
+
+impl ModelPage {
+    /// What the network is and how it decides, in the page's language.
+    pub fn intro(&self) -> String {
+        let m = &self.model;
+        let mut args = fluent_bundle::FluentArgs::new();
+        args.set("architecture", m.architecture.as_str());
+        args.set("data", m.training_data.as_str());
+        args.set("size", m.input_size);
+        args.set("threshold", format!("{:.1} %", m.threshold * 100.0));
+        self.t.with_args("model-intro", &args)
+    }
+
+    /// The model's version as the page's `<strong>` (for [`crate::i18n::Tr::html`]); versions
+    /// are checked by the card loader, but escaped all the same.
+    pub fn version_html(&self) -> String {
+        format!(
+            "<strong id=\"model-version\">{}</strong>",
+            crate::i18n::escape_html(&self.model.version)
+        )
+    }
+
+    /// The link to the full report (for [`crate::i18n::Tr::html`]).
+    pub fn report_link_html(&self) -> String {
+        format!(
+            "<a href=\"/model/report\" id=\"full-report\">{}</a>",
+            crate::i18n::escape_html(&self.t.t("model-full-report"))
+        )
+    }
+
+    /// Where the figures come from, in the page's language.
+    pub fn measured(&self, r: &ReportSummary) -> String {
+        let mut args = fluent_bundle::FluentArgs::new();
+        args.set("backend", r.backend.as_str());
+        args.set("n", r.n_images);
+        args.set("set", r.evaluated_on.as_str());
+        args.set("date", r.evaluated_at.as_str());
+        let id = if r.tta {
+            "model-measured-tta"
+        } else {
+            "model-measured"
+        };
+        self.t.with_args(id, &args)
+    }
 }
 
 /// `GET /model`.
-pub async fn page(State(state): State<AppState>) -> ModelPage {
+pub async fn page(State(state): State<AppState>, t: crate::i18n::Tr) -> ModelPage {
     ModelPage {
+        t,
         model: state.model.clone(),
     }
 }

@@ -21,6 +21,7 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::error::AppError;
+use crate::i18n::Tr;
 use crate::identity::{RequestId, Uploader};
 
 /// The upload page.
@@ -35,12 +36,15 @@ pub struct IndexPage {
     pub limit_bytes: usize,
     /// Whether a case was just deleted (after the delete form's redirect).
     pub deleted: bool,
+    /// The request's language.
+    pub t: Tr,
 }
 
 /// `GET /`: the upload form. Sets the uploader cookie up front, so that even the first upload's
 /// double-submit carries it and lands on one case.
 pub async fn index(
     State(app): State<AppState>,
+    t: Tr,
     uploader: Uploader,
     query: axum::extract::Query<std::collections::HashMap<String, String>>,
 ) -> Response {
@@ -49,6 +53,7 @@ pub async fn index(
         limit: human_bytes(app.config.upload_limit),
         limit_bytes: app.config.upload_limit,
         deleted: query.contains_key("deleted"),
+        t,
     };
     with_cookie(page.into_response(), uploader.ensure().1)
 }
@@ -65,6 +70,7 @@ fn with_cookie(mut response: Response, cookie: Option<header::HeaderValue>) -> R
 pub async fn create(
     State(app): State<AppState>,
     RequestId(request_id): RequestId,
+    t: Tr,
     uploader: Uploader,
     uri: Uri,
     headers: HeaderMap,
@@ -110,10 +116,11 @@ pub async fn create(
             {
                 info!(code = e.code(), "upload refused");
                 let page = IndexPage {
-                    error: Some(message.clone()),
+                    error: Some(crate::error::translated(&e, t).unwrap_or_else(|| message.clone())),
                     limit: human_bytes(app.config.upload_limit),
                     limit_bytes: app.config.upload_limit,
                     deleted: false,
+                    t,
                 };
                 (*status, page).into_response()
             } else {
@@ -257,6 +264,7 @@ async fn read_photo(
                 code: "malformed_upload",
                 message: format!("the upload could not be read: {}", e.body_text()),
                 status: StatusCode::BAD_REQUEST,
+                args: Vec::new(),
             }
         }
     };
@@ -281,6 +289,7 @@ async fn read_photo(
         code: "no_photo",
         message: "no photo was sent: choose or take a photo first".to_owned(),
         status: StatusCode::BAD_REQUEST,
+        args: Vec::new(),
     })
 }
 
@@ -289,6 +298,7 @@ fn too_large(limit: usize) -> AppError {
         code: "file_too_large",
         message: format!("the file is larger than {}", human_bytes(limit)),
         status: StatusCode::PAYLOAD_TOO_LARGE,
+        args: vec![("limit", human_bytes(limit))],
     }
 }
 
@@ -321,6 +331,11 @@ pub fn clean_image(
                  to see a mole"
             ),
             status: StatusCode::UNPROCESSABLE_ENTITY,
+            args: vec![
+                ("width", width.to_string()),
+                ("height", height.to_string()),
+                ("min", min_side.to_string()),
+            ],
         });
     }
     // The photo's PNG and the model's view are independent: on a phone photo each takes tens of
@@ -388,6 +403,12 @@ fn upload_error(e: InferenceError) -> AppError {
         code: e.code(),
         message: e.to_string(),
         status,
+        args: match &e {
+            InferenceError::UnsupportedFormat { format }
+            | InferenceError::Truncated { format }
+            | InferenceError::Decode { format, .. } => vec![("format", format.clone())],
+            _ => Vec::new(),
+        },
     }
 }
 

@@ -7,6 +7,8 @@ use mole_storage::{Case, CaseState, CaseStatus, Prediction, Refusal};
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::i18n::Tr;
+
 /// A case's public state.
 #[derive(Debug, Clone, Serialize)]
 pub struct CaseView {
@@ -55,21 +57,17 @@ pub struct RefusalView {
 }
 
 impl RefusalView {
-    fn new(r: &Refusal) -> Self {
-        let reason: Option<RefusalReason> = r.result.reason.parse().ok();
+    fn new(r: &Refusal, tr: Tr) -> Self {
+        // The catalogue's ids follow the reason codes (`too_dark` → `refusal-too-dark`).
+        let key = r
+            .result
+            .reason
+            .parse::<RefusalReason>()
+            .map_or("unknown".to_owned(), |r| r.as_str().replace('_', "-"));
         Self {
             reason: r.result.reason.clone(),
-            message: reason.map_or_else(
-                || "The model could not judge this photo.".to_owned(),
-                |r| r.plain_words().to_owned(),
-            ),
-            advice: reason.map_or_else(
-                || {
-                    "Take a sharp, well-lit close-up of the spot alone and send it again."
-                        .to_owned()
-                },
-                |r| r.advice().to_owned(),
-            ),
+            message: tr.t(&format!("refusal-{key}")),
+            advice: tr.t(&format!("advice-{key}")),
             model_version: r.result.model_version.clone(),
         }
     }
@@ -174,6 +172,12 @@ pub struct ResultView {
     pub inference_ms: Option<i32>,
     /// Cases in that forward pass.
     pub batch_size: Option<i32>,
+    /// Time in the queue, for the page.
+    #[serde(skip)]
+    pub queue_text: String,
+    /// Time in the model, for the page (with the batch it shared, if any).
+    #[serde(skip)]
+    pub inference_text: String,
 }
 
 /// One diagnosis and its probability.
@@ -208,11 +212,12 @@ pub struct Links {
 
 impl CaseView {
     /// Builds the view of a case read with its prediction or refusal, and its map.
-    pub fn of(state: &CaseState) -> Self {
+    pub fn of(state: &CaseState, tr: Tr) -> Self {
         let mut view = Self::new(
             &state.case,
             state.prediction.as_ref(),
             state.refusal.as_ref(),
+            tr,
         );
         if view.result.is_some() {
             view.explanation = state.explanation.as_ref().and_then(MapView::from_json);
@@ -220,21 +225,20 @@ impl CaseView {
         view
     }
 
-    /// Builds the view of a case and (when done) its prediction, (when refused) its refusal.
-    pub fn new(case: &Case, prediction: Option<&Prediction>, refusal: Option<&Refusal>) -> Self {
+    /// Builds the view of a case and (when done) its prediction, (when refused) its refusal, in
+    /// the language of `tr`.
+    pub fn new(
+        case: &Case,
+        prediction: Option<&Prediction>,
+        refusal: Option<&Refusal>,
+        tr: Tr,
+    ) -> Self {
         let status = if case.is_deleted() {
             "deleted"
         } else {
             case.status.as_str()
         };
-        let status_text = match (case.is_deleted(), case.status) {
-            (true, _) => "This case was deleted.".to_owned(),
-            (false, CaseStatus::Queued) => "Waiting for the model…".to_owned(),
-            (false, CaseStatus::Processing) => "Analysing the photo…".to_owned(),
-            (false, CaseStatus::Done) => "Analysis complete.".to_owned(),
-            (false, CaseStatus::Failed) => "The photo could not be analysed.".to_owned(),
-            (false, CaseStatus::Refused) => "The model cannot judge this photo.".to_owned(),
-        };
+        let status_text = tr.t(&format!("status-{status}"));
         let error = match (case.status, &case.error) {
             (CaseStatus::Failed, Some(message)) => Some(ErrorView {
                 code: case
@@ -246,11 +250,11 @@ impl CaseView {
             _ => None,
         };
         let result = match (case.status, prediction, case.is_deleted()) {
-            (CaseStatus::Done, Some(p), false) => Some(ResultView::new(case, p)),
+            (CaseStatus::Done, Some(p), false) => Some(ResultView::new(case, p, tr)),
             _ => None,
         };
         let refusal = match (case.status, refusal, case.is_deleted()) {
-            (CaseStatus::Refused, Some(r), false) => Some(RefusalView::new(r)),
+            (CaseStatus::Refused, Some(r), false) => Some(RefusalView::new(r, tr)),
             _ => None,
         };
         let id = case.id;
@@ -278,9 +282,19 @@ impl CaseView {
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     }
 
-    /// When the photo was sent, in words (UTC; the page shows it in the reader's zone).
+    /// When the photo was sent (UTC, ISO-like so that every language reads it; the page shows
+    /// it in the reader's zone and language).
     pub fn sent_text(&self) -> String {
-        self.created_at.format("%-d %B %Y, %H:%M UTC").to_string()
+        self.created_at.format("%Y-%m-%d %H:%M UTC").to_string()
+    }
+
+    /// The `<time>` element of when the photo was sent (for [`Tr::html`]).
+    pub fn sent_time_html(&self) -> String {
+        format!(
+            "<time class=\"local\" datetime=\"{}\">{}</time>",
+            self.sent_iso(),
+            self.sent_text()
+        )
     }
 
     /// True once the status will not change any more.
@@ -290,11 +304,11 @@ impl CaseView {
 }
 
 impl ResultView {
-    fn new(case: &Case, prediction: &Prediction) -> Self {
+    fn new(case: &Case, prediction: &Prediction, tr: Tr) -> Self {
         let p = &prediction.result;
         let verdict: Option<Verdict> = p.verdict.parse().ok();
         let verdict_text = verdict
-            .map(|v| v.plain_words().to_owned())
+            .map(|v| tr.t(&format!("verdict-{}", v.as_str().replace('_', "-"))))
             .unwrap_or_else(|| p.verdict.replace('_', " "));
         let mut diagnoses: Vec<DiagnosisView> = p
             .classes
@@ -303,7 +317,7 @@ impl ResultView {
                 let pct = f64::from(c.probability.clamp(0.0, 1.0)) * 100.0;
                 DiagnosisView {
                     code: c.code.clone(),
-                    name: c.name.clone(),
+                    name: tr.name_of_diagnosis(&c.code, &c.name),
                     malignant: c.malignant,
                     probability: c.probability,
                     percent: format!("{pct:.1} %"),
@@ -323,19 +337,15 @@ impl ResultView {
             queue_ms: case.queue_ms,
             inference_ms: case.inference_ms,
             batch_size: case.batch_size,
-        }
-    }
-
-    /// Time in the queue, for the page.
-    pub fn queue_time(&self) -> String {
-        ms_text(self.queue_ms)
-    }
-
-    /// Time in the model, for the page (with the batch it shared, if any).
-    pub fn inference_time(&self) -> String {
-        match self.batch_size {
-            Some(n) if n > 1 => format!("{} (one pass for {n} photos)", ms_text(self.inference_ms)),
-            _ => ms_text(self.inference_ms),
+            queue_text: ms_text(case.queue_ms, tr),
+            inference_text: match case.batch_size {
+                Some(n) if n > 1 => tr.t2(
+                    "technical-batch",
+                    ("wait", ms_text(case.inference_ms, tr).into()),
+                    ("n", n.into()),
+                ),
+                _ => ms_text(case.inference_ms, tr),
+            },
         }
     }
 
@@ -344,16 +354,29 @@ impl ResultView {
         format!("{:.1} %", f64::from(self.p_malignant) * 100.0)
     }
 
+    /// P(malignant) as the page's `<strong>` (for [`Tr::html`]).
+    pub fn p_malignant_html(&self) -> String {
+        format!(
+            "<strong id=\"p-malignant\">{}</strong>",
+            self.p_malignant_percent()
+        )
+    }
+
+    /// The threshold as the page's `<span>` (for [`Tr::html`]).
+    pub fn threshold_html(&self) -> String {
+        format!("<span id=\"threshold\">{}</span>", self.threshold_percent())
+    }
+
     /// The verdict's threshold as a percentage for the page.
     pub fn threshold_percent(&self) -> String {
         format!("{:.1} %", f64::from(self.threshold) * 100.0)
     }
 }
 
-fn ms_text(ms: Option<i32>) -> String {
+fn ms_text(ms: Option<i32>, tr: Tr) -> String {
     match ms {
         Some(ms) if ms < 1000 => format!("{ms} ms"),
         Some(ms) => format!("{:.1} s", f64::from(ms) / 1000.0),
-        None => "not recorded".to_owned(),
+        None => tr.t("technical-not-recorded"),
     }
 }

@@ -15,6 +15,7 @@ use serde::Serialize;
 use crate::AppState;
 use crate::access::CaseAccess;
 use crate::error::AppError;
+use crate::i18n::Tr;
 use crate::ops::WORKER_REPORT_MAX_AGE;
 
 /// A case's wait, in figures and in words.
@@ -43,7 +44,7 @@ const SLOW_FLOOR_SECS: f64 = 30.0;
 
 impl WaitView {
     /// Reads the queue and the workers' health for the case of `access`.
-    pub async fn of(app: &AppState, access: &CaseAccess) -> Result<Self, AppError> {
+    pub async fn of(app: &AppState, access: &CaseAccess, t: Tr) -> Result<Self, AppError> {
         let case = &access.state.case;
         let waited_seconds = (chrono::Utc::now() - case.created_at)
             .to_std()
@@ -59,6 +60,7 @@ impl WaitView {
                 },
                 waited_seconds,
                 0,
+                t,
             ));
         }
         let figures = app.store.queue_figures(case.id).await?;
@@ -70,7 +72,13 @@ impl WaitView {
             .await
             .map(|w| w.iter().filter(|w| w.ok).count())
             .unwrap_or(0);
-        Ok(Self::compose(case.status, figures, waited_seconds, workers))
+        Ok(Self::compose(
+            case.status,
+            figures,
+            waited_seconds,
+            workers,
+            t,
+        ))
     }
 
     /// The words for the figures (no I/O; see the tests).
@@ -79,6 +87,7 @@ impl WaitView {
         figures: QueueFigures,
         waited_seconds: f64,
         workers: usize,
+        t: Tr,
     ) -> Self {
         let expected = figures.expected_secs();
         let waiting = matches!(status, CaseStatus::Queued | CaseStatus::Processing);
@@ -86,24 +95,18 @@ impl WaitView {
         let text = if !waiting {
             String::new()
         } else if delayed {
-            "The analysis is delayed: the part of mole that analyses photos is not running at the \
-             moment. Your photo is stored safely and will be analysed as soon as it is back. This \
-             page keeps waiting; you can also close it and find the case later under “My cases”."
-                .to_owned()
+            t.t("wait-delayed")
         } else {
-            let mut text = match (status, figures.ahead) {
-                (CaseStatus::Processing, _) => "The model is analysing your photo now.".to_owned(),
-                (_, 0) => "Your photo is next in the queue.".to_owned(),
-                (_, 1) => "1 photo is ahead of yours in the queue.".to_owned(),
-                (_, n) => format!("{n} photos are ahead of yours in the queue."),
+            let mut text = match status {
+                CaseStatus::Processing => t.t("wait-processing"),
+                _ => t.t1("wait-ahead", "n", figures.ahead),
             };
             if let Some(secs) = expected {
-                text.push_str(&format!(" Expected in {}.", duration_words(secs)));
+                text.push(' ');
+                text.push_str(&t.t1("wait-expected", "wait", duration_words(secs, t)));
                 if waited_seconds > (SLOW_FACTOR * secs).max(SLOW_FLOOR_SECS) {
-                    text.push_str(
-                        " It is taking longer than usual; your photo is safe and this page keeps \
-                         waiting.",
-                    );
+                    text.push(' ');
+                    text.push_str(&t.t("wait-slow"));
                 }
             }
             text
@@ -121,19 +124,23 @@ impl WaitView {
 }
 
 /// "a few seconds", "about 25 seconds", "about 3 minutes".
-fn duration_words(secs: f64) -> String {
+fn duration_words(secs: f64, t: Tr) -> String {
     if secs < 10.0 {
-        "a few seconds".to_owned()
+        t.t("wait-few-seconds")
     } else if secs < 90.0 {
-        format!("about {} seconds", ((secs / 5.0).round() * 5.0) as u64)
+        t.t1("wait-seconds", "n", ((secs / 5.0).round() * 5.0) as u64)
     } else {
-        format!("about {} minutes", (secs / 60.0).round().max(2.0) as u64)
+        t.t1("wait-minutes", "n", (secs / 60.0).round().max(2.0) as u64)
     }
 }
 
 /// `GET /cases/{id}/wait`: the wait as JSON (anyone who may see the verdict), never cached.
-pub async fn wait(State(app): State<AppState>, access: CaseAccess) -> Result<Response, AppError> {
-    let view = WaitView::of(&app, &access).await?;
+pub async fn wait(
+    State(app): State<AppState>,
+    t: Tr,
+    access: CaseAccess,
+) -> Result<Response, AppError> {
+    let view = WaitView::of(&app, &access, t).await?;
     Ok((
         [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
         Json(view),
@@ -156,36 +163,69 @@ mod tests {
 
     #[test]
     fn without_a_worker_the_page_says_the_analysis_is_delayed_and_the_photo_safe() {
-        let v = WaitView::compose(CaseStatus::Queued, figures(0, Some(1.0)), 3.0, 0);
+        let v = WaitView::compose(
+            CaseStatus::Queued,
+            figures(0, Some(1.0)),
+            3.0,
+            0,
+            Tr::default(),
+        );
         assert!(v.delayed);
         assert!(v.text.contains("delayed") && v.text.contains("stored safely"));
     }
 
     #[test]
     fn with_workers_the_page_gives_the_position_and_the_expected_time() {
-        let v = WaitView::compose(CaseStatus::Queued, figures(29, Some(1.0)), 3.0, 2);
+        let v = WaitView::compose(
+            CaseStatus::Queued,
+            figures(29, Some(1.0)),
+            3.0,
+            2,
+            Tr::default(),
+        );
         assert!(!v.delayed);
         assert_eq!(v.expected_seconds, Some(30.0));
         assert!(v.text.contains("29 photos are ahead"), "{}", v.text);
         assert!(v.text.contains("about 30 seconds"), "{}", v.text);
-        let next = WaitView::compose(CaseStatus::Queued, figures(0, Some(1.0)), 0.5, 1);
+        let next = WaitView::compose(
+            CaseStatus::Queued,
+            figures(0, Some(1.0)),
+            0.5,
+            1,
+            Tr::default(),
+        );
         assert!(next.text.contains("next") && next.text.contains("a few seconds"));
-        let slow = WaitView::compose(CaseStatus::Queued, figures(0, Some(2.0)), 95.0, 1);
+        let slow = WaitView::compose(
+            CaseStatus::Queued,
+            figures(0, Some(2.0)),
+            95.0,
+            1,
+            Tr::default(),
+        );
         assert!(slow.text.contains("longer than usual"), "{}", slow.text);
     }
 
     #[test]
     fn without_recent_cases_no_time_is_promised_and_final_cases_say_nothing() {
-        let v = WaitView::compose(CaseStatus::Queued, figures(2, None), 3.0, 1);
+        let v = WaitView::compose(CaseStatus::Queued, figures(2, None), 3.0, 1, Tr::default());
         assert!(v.expected_seconds.is_none() && !v.text.contains("Expected"));
-        let done = WaitView::compose(CaseStatus::Done, figures(0, Some(1.0)), 3.0, 0);
+        let done = WaitView::compose(
+            CaseStatus::Done,
+            figures(0, Some(1.0)),
+            3.0,
+            0,
+            Tr::default(),
+        );
         assert!(done.text.is_empty() && !done.delayed);
     }
 
     #[test]
     fn durations_are_said_in_round_words() {
-        assert_eq!(duration_words(3.0), "a few seconds");
-        assert_eq!(duration_words(23.0), "about 25 seconds");
-        assert_eq!(duration_words(200.0), "about 3 minutes");
+        let t = Tr::default();
+        assert_eq!(duration_words(3.0, t), "a few seconds");
+        assert_eq!(duration_words(23.0, t), "about 25 seconds");
+        assert_eq!(duration_words(200.0, t), "about 3 minutes");
+        let fr = Tr::new(crate::i18n::Lang::Fr);
+        assert_eq!(duration_words(23.0, fr), "environ 25 secondes");
     }
 }
