@@ -8,6 +8,7 @@ mod bench_latency;
 mod bench_model;
 mod bench_streams;
 mod eval;
+mod loadtest;
 mod refusal;
 mod service;
 
@@ -39,6 +40,9 @@ enum Command {
     BenchAdmin(bench_admin::BenchAdminArgs),
     /// Hold many live streams open on a running web process while uploads go on (memory, pool).
     BenchStreams(bench_streams::BenchStreamsArgs),
+    /// Closed-loop load at saturation against mole or the reference Python app (throughput,
+    /// latency percentiles, batch sizes, lost cases, peak memory).
+    Loadtest(loadtest::LoadtestArgs),
     /// Measure model throughput and latency (tract, and onnxruntime with `--features ort`).
     BenchModel(bench_model::BenchArgs),
 }
@@ -56,5 +60,6 @@ fn main() -> anyhow::Result<()> {
         Command::BenchModel(args) => bench_model::run(args),
         Command::BenchStreams(args) => bench_streams::run(args),
         Command::BenchAdmin(args) => bench_admin::run(args),
+        Command::Loadtest(args) => loadtest::run(args),
     }
 }
