@@ -6,6 +6,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::client::percentile;
 use anyhow::{Context, bail};
 use mole_storage::{Role, Store, StoreOptions};
 
@@ -24,14 +25,6 @@ pub struct BenchAdminArgs {
     /// Rounds of the page mix (after one warm-up round).
     #[arg(long, default_value_t = 20)]
     pub rounds: usize,
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
 }
 
 fn set_cookie(response: &reqwest::Response) -> Option<String> {

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use futures::StreamExt;
 use serde_json::Value;
+
+use crate::client::percentile;
 
 /// Settings of `mole bench-latency`.
 #[derive(Debug, clap::Args)]
@@ -30,14 +31,6 @@ struct Sample {
     post: Duration,
     queue_ms: f64,
     inference_ms: f64,
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
 }
 
 fn summary(name: &str, mut values: Vec<f64>) -> String {
@@ -79,33 +72,17 @@ async fn one(
         .get(format!("{base}/cases/{id}/events"))
         .send()
         .await?;
-    let mut bytes = stream.bytes_stream();
-    let mut buffer = String::new();
-    while let Some(chunk) = bytes.next().await {
-        buffer.push_str(&String::from_utf8_lossy(&chunk?));
-        while let Some(end) = buffer.find("\n\n") {
-            let block: String = buffer.drain(..end + 2).collect();
-            let Some(data) = block.lines().find_map(|l| l.strip_prefix("data:")) else {
-                continue;
-            };
-            let view: Value = serde_json::from_str(data.trim_start())?;
-            match view["status"].as_str() {
-                Some("done") => {
-                    let total = started.elapsed();
-                    let result = &view["result"];
-                    return Ok(Sample {
-                        total,
-                        post,
-                        queue_ms: result["queue_ms"].as_f64().unwrap_or(f64::NAN),
-                        inference_ms: result["inference_ms"].as_f64().unwrap_or(f64::NAN),
-                    });
-                }
-                Some("failed" | "deleted") => bail!("case {id} ended as {}", view["status"]),
-                _ => {}
-            }
-        }
+    let view = crate::client::follow_to_final(stream, |_| {}).await?;
+    if view["status"] != "done" {
+        bail!("case {id} ended as {}", view["status"]);
     }
-    bail!("the event stream of case {id} ended before the result")
+    let result = &view["result"];
+    Ok(Sample {
+        total: started.elapsed(),
+        post,
+        queue_ms: result["queue_ms"].as_f64().unwrap_or(f64::NAN),
+        inference_ms: result["inference_ms"].as_f64().unwrap_or(f64::NAN),
+    })
 }
 
 /// Runs the benchmark and prints a Markdown table.

@@ -19,6 +19,8 @@ use anyhow::{Context, bail};
 use futures::StreamExt;
 use serde_json::Value;
 
+use crate::client::percentile;
+
 /// Settings of `mole bench-streams`.
 #[derive(Debug, clap::Args)]
 pub struct BenchStreamsArgs {
@@ -98,29 +100,18 @@ async fn follow(
     if response.status() != 200 {
         bail!("stream of {id} refused: {}", response.status());
     }
-    let mut bytes = response.bytes_stream();
-    let mut buffer = String::new();
     let mut first = true;
-    while let Some(chunk) = bytes.next().await {
-        buffer.push_str(&String::from_utf8_lossy(&chunk?));
-        while let Some(end) = buffer.find("\n\n") {
-            let block: String = buffer.drain(..end + 2).collect();
-            let Some(data) = block.lines().find_map(|l| l.strip_prefix("data:")) else {
-                continue;
-            };
-            if first {
-                first = false;
-                opened.fetch_add(1, Ordering::Relaxed);
-            }
-            let view: Value = serde_json::from_str(data.trim_start())?;
-            match view["status"].as_str() {
-                Some("done") => return Ok(()),
-                Some("failed" | "deleted") => bail!("case {id} ended as {}", view["status"]),
-                _ => {}
-            }
+    let view = crate::client::follow_to_final(response, |_| {
+        if first {
+            first = false;
+            opened.fetch_add(1, Ordering::Relaxed);
         }
+    })
+    .await?;
+    if view["status"] != "done" {
+        bail!("case {id} ended as {}", view["status"]);
     }
-    bail!("the stream of {id} ended before the result")
+    Ok(())
 }
 
 /// The largest value seen of each sampled `/metrics` figure.
@@ -136,14 +127,6 @@ fn metric(text: &str, name: &str) -> Option<f64> {
         .find(|l| l.starts_with(name))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
 }
 
 /// Runs the benchmark and prints a Markdown table.

@@ -16,9 +16,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use futures::StreamExt;
 use serde_json::Value;
 use tokio::sync::Mutex;
+
+use crate::client::percentile;
 
 /// Which kind of service is measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -182,24 +183,10 @@ async fn follow(
         .get(format!("{base}/cases/{id}/events"))
         .send()
         .await?;
-    if stream.status().is_success() {
-        let mut bytes = stream.bytes_stream();
-        let mut buffer = String::new();
-        while let Some(chunk) = bytes.next().await {
-            buffer.push_str(&String::from_utf8_lossy(&chunk?));
-            while let Some(end) = buffer.find("\n\n") {
-                let block: String = buffer.drain(..end + 2).collect();
-                let Some(data) = block.lines().find_map(|l| l.strip_prefix("data:")) else {
-                    continue;
-                };
-                let view: Value = serde_json::from_str(data.trim_start())?;
-                if let Some(s @ ("done" | "failed" | "refused" | "deleted")) =
-                    view["status"].as_str()
-                {
-                    return Ok(s.to_owned());
-                }
-            }
-        }
+    if stream.status().is_success()
+        && let Ok(view) = crate::client::follow_to_final(stream, |_| {}).await
+    {
+        return Ok(view["status"].as_str().unwrap_or("?").to_owned());
     }
     // Refused (429 at the stream cap) or cut: poll as the page does.
     counters.polled.fetch_add(1, Ordering::Relaxed);
@@ -253,14 +240,6 @@ fn memory_mib(pid: u32) -> Option<(f64, f64)> {
             .map(|kb| kb / 1024.0)
     };
     Some((field("VmHWM:")?, field("VmRSS:")?))
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
 }
 
 /// Runs the load and prints the results (Markdown).

@@ -7,6 +7,7 @@ mod bench_admin;
 mod bench_latency;
 mod bench_model;
 mod bench_streams;
+mod client;
 mod eval;
 mod loadtest;
 mod refusal;

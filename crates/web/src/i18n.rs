@@ -226,21 +226,8 @@ impl Tr {
     }
 }
 
-/// `text` escaped for HTML text and attribute values.
-pub fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+/// `text` escaped for HTML text and attribute values (the evaluator's report uses the same).
+pub use mole_eval::report::escape as escape_html;
 
 /// The language of a request: `?lang=`, else the cookie, else `Accept-Language`, else English.
 /// Returns the language and whether it came from the query (then it is remembered).
@@ -254,14 +241,7 @@ pub fn negotiate(query: Option<&str>, headers: &HeaderMap) -> (Lang, bool) {
     if let Some(lang) = asked {
         return (lang, true);
     }
-    let remembered = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == LANG_COOKIE)
-        .and_then(|(_, v)| Lang::parse(v));
+    let remembered = crate::identity::cookie(headers, LANG_COOKIE).and_then(|v| Lang::parse(&v));
     let accepted = || {
         headers
             .get(header::ACCEPT_LANGUAGE)
@@ -406,7 +386,7 @@ mod tests {
         assert_eq!(html, "sent <b>&</b>");
         assert_eq!(
             escape_html("<a href=\"x\">&'"),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#x27;"
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
         );
     }
 

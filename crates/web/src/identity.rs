@@ -102,7 +102,8 @@ fn valid_token(t: &str) -> bool {
     (32..=128).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+/// The value of the cookie `name`, if the request carries it.
+pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
