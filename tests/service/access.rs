@@ -70,14 +70,14 @@ async fn only_the_uploader_gets_the_photo_and_a_stranger_with_the_link_gets_403(
         let response = get(&app, &format!("/cases/{id}/image"), cookie).await;
         if who == "uploader" {
             assert_eq!(response.status(), 200, "{who}");
-            assert_eq!(response.headers()["content-type"], "image/png");
+            assert_eq!(response.headers()["content-type"], "image/jpeg");
             assert_eq!(response.headers()["cache-control"], "private, no-store");
             let bytes = response.bytes().await.unwrap();
-            assert!(bytes.starts_with(b"\x89PNG"), "{who} gets the photo");
+            assert!(bytes.starts_with(b"\xFF\xD8"), "{who} gets the photo");
         } else {
             assert_eq!(response.status(), 403, "{who}");
             let body = response.bytes().await.unwrap();
-            assert!(!body.starts_with(b"\x89PNG"), "{who} gets no photo");
+            assert!(!body.starts_with(b"\xFF\xD8"), "{who} gets no photo");
         }
     }
     app.stop().await;

@@ -25,7 +25,7 @@ async fn an_uploaded_lesion_photo_is_analysed_by_a_separate_worker_process_with_
     let result = &view["result"];
 
     // The service's answer is the model's answer for this photo: same probabilities as running
-    // the classifier directly on the uploaded bytes (the stored PNG keeps the pixels exactly).
+    // the classifier directly on the uploaded bytes (the stored photo keeps the pixels exactly).
     let classifier = Classifier::load(&model_path(), ClassifierConfig::default()).unwrap();
     let expected = &classifier
         .predict(&[classifier.preprocess(&bytes).unwrap()])

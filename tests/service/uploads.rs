@@ -3,6 +3,7 @@
 //! metrics.
 
 use mole_storage::EventKind;
+use serde_json::Value;
 
 use crate::common::*;
 
@@ -147,7 +148,8 @@ async fn only_the_uploader_can_delete_a_case_and_its_photo_and_the_trail_says_wh
         .await
         .unwrap();
     assert_eq!(photo.status(), 200);
-    assert_eq!(photo.headers()["content-type"], "image/png");
+    // A JPEG upload is kept as its own bytes without metadata.
+    assert_eq!(photo.headers()["content-type"], "image/jpeg");
 
     let deleted = client
         .post(app.url(&format!("{location}/delete")))
@@ -392,4 +394,84 @@ async fn slow_senders_hold_no_decode_slot_and_are_cut_off_by_the_request_timeout
         assert!(line.starts_with("HTTP/1.1 408"), "{line}");
     }
     app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_jpeg_is_stored_without_any_metadata_but_with_its_exact_pixels_and_orientation() {
+    let env = TestEnv::new().await;
+    let app = App::spawn(&env).await;
+    let client = http();
+    // A fixture photo with what a phone adds: EXIF (GPS, serial, orientation 6), XMP, a comment,
+    // and a motion-photo trailer after the end of the image.
+    let photo = read(&fixture_images()[5]);
+    let segment = |marker: u8, payload: &[u8]| {
+        let mut s = vec![0xFF, marker];
+        s.extend_from_slice(&((payload.len() + 2) as u16).to_be_bytes());
+        s.extend_from_slice(payload);
+        s
+    };
+    let mut exif = b"Exif\0\0MM\0\x2A\0\0\0\x08".to_vec();
+    // IFD0: Orientation = 6, then a GPS pointer's worth of text that must not survive.
+    exif.extend_from_slice(&[0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0]);
+    exif.extend_from_slice(b"GPSLatitude 48.8566 N GPSLongitude 2.3522 E BodySerialNumber 0042");
+    let mut upload = photo[..2].to_vec();
+    upload.extend(segment(0xE1, &exif));
+    upload.extend(segment(
+        0xE1,
+        b"http://ns.adobe.com/xap/1.0/\0<x:xmpmeta>where</x:xmpmeta>",
+    ));
+    upload.extend(segment(0xFE, b"taken at home"));
+    upload.extend_from_slice(&photo[2..]);
+    upload.extend_from_slice(b"MotionPhoto_Data");
+
+    let response = upload_json(&client, &app, "IMG_0001.jpg", upload.clone()).await;
+    let id = response["id"].as_str().unwrap().to_owned();
+    let cookie = response["_cookie"].as_str().unwrap().to_owned();
+    let stored = client
+        .get(app.url(&format!("/cases/{id}/image")))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stored.headers()["content-type"], "image/jpeg");
+    let stored = stored.bytes().await.unwrap().to_vec();
+    for secret in [
+        &b"GPS"[..],
+        b"Serial",
+        b"xmpmeta",
+        b"taken at home",
+        b"MotionPhoto",
+    ] {
+        assert!(
+            !stored.windows(secret.len()).any(|w| w == secret),
+            "{} survived",
+            String::from_utf8_lossy(secret)
+        );
+    }
+    // The same upright pixels as the upload (the orientation is kept, alone).
+    let limits = mole_inference::DecodeLimits::default();
+    let (before, after) = (
+        mole_inference::decode_image(&upload, &limits).unwrap(),
+        mole_inference::decode_image(&stored, &limits).unwrap(),
+    );
+    assert_eq!(
+        (after.width(), after.height()),
+        (before.width(), before.height())
+    );
+    assert!(
+        before == after,
+        "the stored photo's pixels differ from the upload's"
+    );
+    assert_eq!(mole_inference::decode::exif_orientation(&stored), 6);
+    app.stop().await;
+}
+
+/// Uploads as a browser with a fresh cookie, asking for JSON; the cookie is returned as `_cookie`.
+async fn upload_json(client: &reqwest::Client, app: &App, name: &str, bytes: Vec<u8>) -> Value {
+    let cookie = cookie_of(&client.get(app.url("/")).send().await.unwrap()).unwrap();
+    let response = upload(client, app, name, bytes, Some(&cookie), true).await;
+    assert_eq!(response.status(), 201);
+    let mut body: Value = response.json().await.unwrap();
+    body["_cookie"] = Value::String(cookie);
+    body
 }

@@ -206,6 +206,19 @@ pub fn decode_image(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, Inf
     })
 }
 
+/// The EXIF orientation (1–8) of an image's bytes, as [`decode_image`] applies it; 1 when there is
+/// none or it cannot be read.
+pub fn exif_orientation(bytes: &[u8]) -> u8 {
+    let Ok(format) = sniff_format(bytes) else {
+        return 1;
+    };
+    ImageReader::with_format(Cursor::new(bytes), format)
+        .into_decoder()
+        .ok()
+        .and_then(|mut d| d.orientation().ok())
+        .map_or(1, Orientation::to_exif)
+}
+
 /// Whether a JPEG's entropy-coded data reaches its end-of-image marker.
 ///
 /// The JPEG decoder fills whatever is missing from a cut-off file with grey and reports success;

@@ -24,6 +24,7 @@ pub mod decode;
 pub mod error;
 pub mod jpeg;
 pub mod preprocess;
+pub mod strip;
 
 pub use backend::tract::{TractOptions, TractParallelism, TractPlans};
 pub use backend::{Backend, BackendKind};

@@ -305,15 +305,18 @@ fn too_large(limit: usize) -> AppError {
 /// An upload made safe to store: the photo without metadata, and the model's view of it.
 #[derive(Debug)]
 pub struct CleanedUpload {
-    /// The upright pixels re-encoded as PNG.
+    /// A JPEG upload's own bytes without its metadata (orientation kept); other formats' upright
+    /// pixels as PNG.
     pub image: StoredImage,
     /// The centre square at the model's input side (PNG), when the model is known.
     pub model_input: Option<ModelInput>,
 }
 
-/// Decodes by content (never by name), checks dimensions, and re-encodes the upright pixels as
-/// PNG: no EXIF (GPS, camera, time) or any other metadata of the upload survives, and the model
-/// later sees exactly these pixels. With `model_side`, also makes the model's view of the photo
+/// Decodes by content (never by name), checks dimensions, and removes every metadata: a JPEG is
+/// kept as its own entropy-coded bytes with every metadata segment and trailer cut out and only
+/// its orientation written back (lossless, no re-encoding); any other format is re-encoded as a
+/// PNG of the upright pixels. No EXIF (GPS, camera, time), XMP, IPTC or comment survives, and the
+/// model later sees exactly these pixels. With `model_side`, also makes the model's view of the photo
 /// ([`mole_inference::preprocess::model_view`]), so workers need not decode the photo again.
 pub fn clean_image(
     bytes: &[u8],
@@ -338,9 +341,15 @@ pub fn clean_image(
             ],
         });
     }
-    // The photo's PNG and the model's view are independent: on a phone photo each takes tens of
-    // milliseconds, so they run side by side.
-    let (png, model_input) = std::thread::scope(|scope| {
+    // What is stored: a JPEG with its metadata cut out losslessly (its own bytes, so its exact
+    // pixels, orientation kept, nothing else: `mole_inference::strip`); any other format, or a
+    // JPEG whose structure the stripper does not follow, as a PNG of the upright pixels.
+    let stripped = bytes.starts_with(&[0xFF, 0xD8]).then(|| {
+        mole_inference::strip::strip_jpeg(bytes, mole_inference::decode::exif_orientation(bytes))
+    });
+    // The photo's PNG (when needed) and the model's view are independent: on a phone photo each
+    // takes tens of milliseconds, so they run side by side.
+    let (stored, model_input) = std::thread::scope(|scope| {
         let view = model_side.map(|side| {
             let image = &image;
             scope.spawn(move || {
@@ -351,22 +360,25 @@ pub fn clean_image(
                 })
             })
         });
-        let png = encode_png(&image);
+        let stored = match stripped.flatten() {
+            Some(jpeg) => Ok(("image/jpeg", jpeg)),
+            None => encode_png(&image).map(|png| ("image/png", png)),
+        };
         let view = view.map(|handle| {
             handle
                 .join()
                 .unwrap_or_else(|_| Err(AppError::internal("the model view task panicked")))
         });
-        (png, view)
+        (stored, view)
     });
-    let png = png?;
+    let (content_type, stored) = stored?;
     let model_input = model_input.transpose()?;
     Ok(CleanedUpload {
         image: StoredImage {
-            content_type: "image/png".to_owned(),
+            content_type: content_type.to_owned(),
             width: width as i32,
             height: height as i32,
-            bytes: png,
+            bytes: stored,
         },
         model_input,
     })
@@ -449,15 +461,14 @@ mod tests {
     }
 
     #[test]
-    fn a_photo_with_gps_exif_is_stored_as_png_without_the_metadata() {
+    fn a_jpeg_with_gps_exif_is_stored_as_its_own_pixels_without_the_metadata() {
         let upload = jpeg_with_gps_exif(64, 48);
         assert!(upload.windows(11).any(|w| w == b"GPSLatitude"));
         let stored = clean_image(&upload, &DecodeLimits::default(), 32, None)
             .unwrap()
             .image;
-        assert_eq!(stored.content_type, "image/png");
+        assert_eq!(stored.content_type, "image/jpeg");
         assert_eq!((stored.width, stored.height), (64, 48));
-        assert!(stored.bytes.starts_with(b"\x89PNG"));
         assert!(!stored.bytes.windows(3).any(|w| w == b"GPS"));
         assert!(
             !stored
@@ -465,6 +476,26 @@ mod tests {
                 .windows(4)
                 .any(|w| w == b"eXIf" || w == b"Exif")
         );
+        let limits = DecodeLimits::default();
+        assert_eq!(
+            mole_inference::decode_image(&stored.bytes, &limits).unwrap(),
+            mole_inference::decode_image(&upload, &limits).unwrap(),
+            "the stored photo's pixels are the upload's"
+        );
+    }
+
+    #[test]
+    fn other_formats_are_stored_as_png_of_their_pixels() {
+        let img = image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([x as u8, y as u8, 7]));
+        let mut webp = Vec::new();
+        image::codecs::webp::WebPEncoder::new_lossless(&mut webp)
+            .encode(img.as_raw(), 64, 48, image::ExtendedColorType::Rgb8)
+            .unwrap();
+        let stored = clean_image(&webp, &DecodeLimits::default(), 32, None)
+            .unwrap()
+            .image;
+        assert_eq!(stored.content_type, "image/png");
+        assert!(stored.bytes.starts_with(b"\x89PNG"));
     }
 
     #[test]
