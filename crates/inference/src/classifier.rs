@@ -462,6 +462,21 @@ impl Classifier {
         image: &Preprocessed,
         grid: usize,
     ) -> Result<OcclusionMap, InferenceError> {
+        let all = self.config.max_batch;
+        self.occlusion_while(image, grid, all, || true)
+            .map(|map| map.expect("never interrupted"))
+    }
+
+    /// The occlusion map run `chunk_rows` copies at a time, asking `keep_going` before each
+    /// chunk: `Ok(None)` when it says no (the work so far is dropped). A worker draws maps only
+    /// while no verdict waits; small chunks let a new verdict in within one chunk's time.
+    pub fn occlusion_while(
+        &self,
+        image: &Preprocessed,
+        grid: usize,
+        chunk_rows: usize,
+        mut keep_going: impl FnMut() -> bool,
+    ) -> Result<Option<OcclusionMap>, InferenceError> {
         let size = self.card.input_size() as usize;
         let plane = size * size;
         if !(1..=size).contains(&grid) || image.tensor.len() != 3 * plane {
@@ -497,7 +512,10 @@ impl Classifier {
         let classes = self.card.num_classes();
         let per_image = 3 * plane;
         let mut p_malignant = Vec::with_capacity(rows);
-        for chunk in input.chunks(self.config.max_batch * per_image) {
+        for chunk in input.chunks(chunk_rows.clamp(1, self.config.max_batch) * per_image) {
+            if !keep_going() {
+                return Ok(None);
+            }
             let out = self.run_rows(chunk, chunk.len() / per_image)?;
             for row in out.chunks(self.row_width()) {
                 let p = calibrated_softmax(&row[..classes], self.card.temperature);
@@ -507,7 +525,7 @@ impl Classifier {
         let base = p_malignant[0];
         let (w, h) = (image.width.max(1) as f32, image.height.max(1) as f32);
         let side = w.min(h);
-        Ok(OcclusionMap {
+        Ok(Some(OcclusionMap {
             grid,
             base,
             cells: p_malignant[1..].iter().map(|p| base - p).collect(),
@@ -517,7 +535,7 @@ impl Classifier {
                 side / w,
                 side / h,
             ],
-        })
+        }))
     }
 
     /// Values per row of what the backend returns: the logits, then the refusal signals.

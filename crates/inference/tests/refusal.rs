@@ -158,3 +158,33 @@ fn the_occlusion_map_covers_the_model_view_and_finds_the_lesion() {
     assert!(map.cells.iter().any(|v| v.abs() > 1e-3), "{:?}", map.cells);
     assert!(c.occlusion(&p, 0).is_err());
 }
+
+#[test]
+fn an_occlusion_map_run_in_small_chunks_is_the_same_map_and_stops_when_told() {
+    let c = classifier();
+    let p = c.preprocess_image(lesion("ISIC_0025314.jpg"));
+    let whole = c.occlusion(&p, 3).unwrap();
+    let mut chunks = 0;
+    let chunked = c
+        .occlusion_while(&p, 3, 2, || {
+            chunks += 1;
+            true
+        })
+        .unwrap()
+        .expect("never told to stop");
+    assert_eq!(chunks, 5, "10 copies, 2 at a time");
+    assert_eq!(chunked.cells.len(), whole.cells.len());
+    for (a, b) in chunked.cells.iter().zip(&whole.cells) {
+        assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+    }
+    // Told to stop before the third chunk: no map, and no more forward passes.
+    let mut asked = 0;
+    let stopped = c
+        .occlusion_while(&p, 3, 2, || {
+            asked += 1;
+            asked <= 2
+        })
+        .unwrap();
+    assert!(stopped.is_none());
+    assert_eq!(asked, 3);
+}

@@ -7,9 +7,10 @@
 //! then answers every job of the batch.
 //!
 //! Occlusion maps (what the model looked at) are asked for after a case's verdict is written and
-//! run only when no case waits for a verdict: a map is one forward pass over `grid² + 1` copies of
-//! the view, so it never delays a verdict by more than the one pass that is already running. At
-//! most [`MAP_BACKLOG`] maps wait; beyond that the oldest is dropped (the case keeps its verdict
+//! run only when no case waits for a verdict: a map is `grid² + 1` copies of the view, run
+//! [`MAP_CHUNK_ROWS`] at a time, and it stops as soon as anything is asked of the model, so a map
+//! delays a verdict by at most one small chunk (it is drawn again from the start later). At most
+//! [`MAP_BACKLOG`] maps wait; beyond that the oldest is dropped (the case keeps its verdict
 //! without a map).
 
 use std::collections::VecDeque;
@@ -38,6 +39,9 @@ pub struct BatchItem {
     /// Its preprocessed image.
     pub image: Preprocessed,
 }
+
+/// Copies of the image an occlusion map runs at once between checks for waiting verdicts.
+const MAP_CHUNK_ROWS: usize = 2;
 
 /// Occlusion maps waiting for an idle model, at most.
 pub const MAP_BACKLOG: usize = 64;
@@ -210,8 +214,22 @@ fn inference_loop(
                 // Nothing waits for a verdict: draw a map, if one is wanted.
                 if let Some(item) = maps.pop_front() {
                     let clock = Instant::now();
-                    let result = guarded(|| classifier.occlusion(&item.image, grid))
-                        .map_err(|e| e.to_string());
+                    // A few copies at a time, stopping as soon as a verdict is asked for: a map
+                    // never holds a new case back by more than one small chunk.
+                    let drawn = guarded(|| {
+                        classifier
+                            .occlusion_while(&item.image, grid, MAP_CHUNK_ROWS, || rx.is_empty())
+                    });
+                    let result = match drawn {
+                        Ok(Some(map)) => Ok(map),
+                        Ok(None) => {
+                            // Interrupted: drawn again from the start once the model is idle.
+                            metrics::counter!("mole_occlusion_interrupted_total").increment(1);
+                            maps.push_front(item);
+                            continue;
+                        }
+                        Err(e) => Err(e.to_string()),
+                    };
                     let elapsed = clock.elapsed();
                     metrics::histogram!("mole_occlusion_seconds").record(elapsed.as_secs_f64());
                     let map = Done::Map {
