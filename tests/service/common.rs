@@ -207,6 +207,7 @@ impl TestEnv {
             max_batch: 16,
             concurrency: 32,
             inference_threads: 1,
+            backend: mole_inference::BackendKind::Tract,
             tta: false,
             occlusion_grid: 5,
             poll_interval_ms: 20,

@@ -507,9 +507,9 @@ mod tests {
         assert!(!view.bytes.windows(3).any(|w| w == b"GPS"));
         let decoded = image::load_from_memory(&view.bytes).unwrap();
         assert_eq!((decoded.width(), decoded.height()), (128, 128));
-        let full = image::load_from_memory(&cleaned.image.bytes)
-            .unwrap()
-            .to_rgb8();
+        // The stored photo as a worker reads it (the project's decoder, as for every JPEG).
+        let full =
+            mole_inference::decode_image(&cleaned.image.bytes, &DecodeLimits::default()).unwrap();
         let expected = mole_inference::preprocess::model_view(&full, 128);
         assert_eq!(decoded.to_rgb8(), expected);
     }

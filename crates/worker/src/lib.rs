@@ -56,6 +56,11 @@ pub struct WorkerArgs {
     #[arg(long, env = "MOLE_INFERENCE_THREADS", default_value_t = 1)]
     pub inference_threads: usize,
 
+    /// The inference backend: `tract` (pure Rust, builds anywhere) or `ort` (onnxruntime; needs a
+    /// build with the `ort` feature and `ORT_DYLIB_PATH` pointing at libonnxruntime).
+    #[arg(long, env = "MOLE_BACKEND", default_value = "tract", value_parser = parse_backend)]
+    pub backend: mole_inference::BackendKind,
+
     /// Test-time augmentation: average the model's probabilities over 6 flips and rotations of
     /// each photo, all in the batch's one forward pass (6 times the compute per case). Off by
     /// default: on mole-v2 it gained little on the test split and nothing on validation
@@ -183,6 +188,7 @@ pub async fn run(args: WorkerArgs, shutdown: CancellationToken) -> anyhow::Resul
     info!(config = ?args, worker = %worker_name, "starting worker");
 
     let classifier_config = ClassifierConfig {
+        backend: args.backend,
         threads: args.inference_threads,
         max_batch: args.max_batch,
         tta: args.tta,
@@ -334,6 +340,16 @@ pub async fn run(args: WorkerArgs, shutdown: CancellationToken) -> anyhow::Resul
     Ok(())
 }
 
+fn parse_backend(s: &str) -> Result<mole_inference::BackendKind, String> {
+    let kind: mole_inference::BackendKind = s.parse().map_err(|e| format!("{e}"))?;
+    if !kind.is_available() {
+        return Err(format!(
+            "the {kind} backend is not in this build (build with `--features ort`)"
+        ));
+    }
+    Ok(kind)
+}
+
 /// How often a worker checks itself (a forward pass) and reports to Redis for `/healthz`.
 const HEALTH_REPORT_EVERY: Duration = Duration::from_secs(10);
 
@@ -441,4 +457,24 @@ async fn metrics(State(state): State<HealthState>) -> impl IntoResponse {
         )],
         mole_jobs::telemetry::prometheus().render(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_backend_is_named_and_one_this_build_lacks_is_refused_at_start() {
+        assert_eq!(
+            parse_backend("tract"),
+            Ok(mole_inference::BackendKind::Tract)
+        );
+        assert!(parse_backend("gpu").is_err());
+        let ort = parse_backend("ort");
+        assert_eq!(
+            ort.is_ok(),
+            mole_inference::BackendKind::Ort.is_available(),
+            "{ort:?}"
+        );
+    }
 }
