@@ -475,3 +475,44 @@ async fn upload_json(client: &reqwest::Client, app: &App, name: &str, bytes: Vec
     body["_cookie"] = Value::String(cookie);
     body
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn uploads_beyond_the_decode_slots_wait_for_one_instead_of_being_turned_away() {
+    let env = TestEnv::new().await;
+    let mut args = env.serve_args();
+    // One decode slot for four uploads sent at once: each waits its turn (a decode here takes
+    // far less than the wait, so none is turned away; without the wait, three would be).
+    args.max_uploads_in_flight = 1;
+    let app = App::spawn_with(args).await;
+    let client = http();
+    // Photos large enough that their decodes overlap (1000×750, each a little different).
+    let base = image::load_from_memory(&read(&fixture_images()[0]))
+        .unwrap()
+        .to_rgb8();
+    let big = image::imageops::resize(&base, 1000, 750, image::imageops::FilterType::Triangle);
+    let photos: Vec<(String, Vec<u8>)> = (0..4u8)
+        .map(|i| {
+            let mut pixels = big.clone();
+            pixels.put_pixel(0, 0, image::Rgb([i, i, i]));
+            let mut jpeg = Vec::new();
+            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
+                .encode_image(&pixels)
+                .unwrap();
+            (format!("big{i}.jpg"), jpeg)
+        })
+        .collect();
+    let sends = photos.into_iter().map(|(name, bytes)| {
+        let (client, app) = (client.clone(), &app);
+        async move {
+            upload(&client, app, &name, bytes, None, true)
+                .await
+                .status()
+        }
+    });
+    let statuses = futures::future::join_all(sends).await;
+    assert!(
+        statuses.iter().all(|s| *s == 201),
+        "every upload taken in turn: {statuses:?}"
+    );
+    app.stop().await;
+}

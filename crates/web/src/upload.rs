@@ -24,6 +24,9 @@ use crate::error::AppError;
 use crate::i18n::Tr;
 use crate::identity::{RequestId, Uploader};
 
+/// How long an upload whose body has arrived waits for a decode slot before it is answered 429.
+pub const DECODE_SLOT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The upload page.
 #[derive(Template, WebTemplate)]
 #[template(path = "index.html")]
@@ -142,11 +145,14 @@ async fn store_upload(
     let (bytes, charge) =
         read_photo(multipart, app.config.upload_limit, &app.upload_buffer).await?;
     let image_sha256 = hex::encode(Sha256::digest(&bytes));
-    // Then the decode: overload turns into 429 instead of a growing pile of decodes.
-    let permit = app
-        .uploads
-        .clone()
-        .try_acquire_owned()
+    // Then the decode, at most MOLE_MAX_UPLOADS_IN_FLIGHT at once. A body that has arrived waits
+    // a moment for a slot (its bytes are already counted against MOLE_UPLOAD_BUFFER): under a
+    // burst a slot frees within one decode, far sooner than a client told to retry after 2 s
+    // would come back. Past the wait, overload turns into 429 instead of a growing pile.
+    let wait = DECODE_SLOT_WAIT.min(app.config.request_timeout / 2);
+    let permit = tokio::time::timeout(wait, app.uploads.clone().acquire_owned())
+        .await
+        .map_err(|_| AppError::Overloaded)?
         .map_err(|_| AppError::Overloaded)?;
     let limits = app.config.decode_limits;
     let min_side = app.config.min_image_side;
