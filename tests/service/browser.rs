@@ -79,6 +79,19 @@ async fn browser() -> (Driver, fantoccini::Client) {
     (driver, browser)
 }
 
+/// Chooses `photo` in the upload form's one photo input and sends it.
+async fn send_photo(
+    browser: &fantoccini::Client,
+    photo: &std::path::Path,
+) -> Result<(), fantoccini::error::CmdError> {
+    browser
+        .find(Locator::Id("photo"))
+        .await?
+        .send_keys(&photo.display().to_string())
+        .await?;
+    browser.find(Locator::Id("submit")).await?.click().await
+}
+
 /// Prints what the browser showed when a step failed, then closes it.
 async fn finish(browser: fantoccini::Client, outcome: &Result<(), fantoccini::error::CmdError>) {
     if outcome.is_err() {
@@ -98,12 +111,7 @@ async fn in_a_real_browser_an_uploaded_photo_shows_its_verdict_without_a_reload(
     let outcome = async {
         browser.goto(&app.url("/")).await?;
         let photo = fixture_images().remove(4);
-        browser
-            .find(Locator::Id("photo"))
-            .await?
-            .send_keys(&photo.display().to_string())
-            .await?;
-        browser.find(Locator::Id("submit")).await?.click().await?;
+        send_photo(&browser, &photo).await?;
 
         // The case page, still waiting: no worker runs yet.
         let status = browser
@@ -157,12 +165,7 @@ async fn in_a_real_browser_a_picture_that_is_not_a_lesion_says_why_and_what_to_d
     let outcome = async {
         browser.goto(&app.url("/")).await?;
         let picture = root().join("tests/fixtures/refusal/documents/page.png");
-        browser
-            .find(Locator::Id("photo"))
-            .await?
-            .send_keys(&picture.display().to_string())
-            .await?;
-        browser.find(Locator::Id("submit")).await?.click().await?;
+        send_photo(&browser, &picture).await?;
 
         let refusal = browser
             .wait()
@@ -210,12 +213,7 @@ async fn in_a_real_browser_the_verdict_arrives_on_a_stream_that_resumed_after_a_
     let outcome = async {
         browser.goto(&web.url("/")).await?;
         let photo = fixture_images().remove(9);
-        browser
-            .find(Locator::Id("photo"))
-            .await?
-            .send_keys(&photo.display().to_string())
-            .await?;
-        browser.find(Locator::Id("submit")).await?.click().await?;
+        send_photo(&browser, &photo).await?;
         browser
             .wait()
             .at_most(PATIENCE)
