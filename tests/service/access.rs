@@ -27,13 +27,8 @@ impl Callers {
 async fn one_case(env: &TestEnv) -> (App, Uuid, Callers) {
     let app = App::spawn(env).await;
     let client = http();
-    let cookie = |c: &reqwest::Client| {
-        let c = c.clone();
-        let url = app.url("/");
-        async move { cookie_of(&c.get(url).send().await.unwrap()).unwrap() }
-    };
-    let uploader = cookie(&client).await;
-    let visitor = cookie(&client).await;
+    let uploader = browser_cookie(&app).await;
+    let visitor = browser_cookie(&app).await;
     assert_ne!(uploader, visitor);
     let response = upload(
         &client,
@@ -44,13 +39,7 @@ async fn one_case(env: &TestEnv) -> (App, Uuid, Callers) {
         false,
     )
     .await;
-    assert_eq!(response.status(), 303);
-    let id = response.headers()["location"]
-        .to_str()
-        .unwrap()
-        .trim_start_matches("/cases/")
-        .parse()
-        .unwrap();
+    let id = redirected_case(&response);
     (app, id, Callers { uploader, visitor })
 }
 

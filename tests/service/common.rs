@@ -770,6 +770,23 @@ pub async fn wait_all_final(store: &Store, ids: &[Uuid]) {
     }
 }
 
+/// A new browser's uploader cookie (as a `Cookie` header value), as the front page sets it.
+pub async fn browser_cookie(app: &App) -> String {
+    cookie_of(&http().get(app.url("/")).send().await.unwrap()).expect("the uploader cookie")
+}
+
+/// The case a browser upload was sent to: the form's 303 to `/cases/{id}`.
+pub fn redirected_case(response: &reqwest::Response) -> Uuid {
+    assert_eq!(response.status(), 303, "a browser upload is redirected");
+    response.headers()["location"]
+        .to_str()
+        .unwrap()
+        .strip_prefix("/cases/")
+        .expect("a case page")
+        .parse()
+        .unwrap()
+}
+
 /// The `Set-Cookie` of a response as a `Cookie` header value.
 pub fn cookie_of(response: &reqwest::Response) -> Option<String> {
     response

@@ -16,9 +16,8 @@ async fn an_uploaded_lesion_photo_is_analysed_by_a_separate_worker_process_with_
     let bytes = read(&image);
     // The browser path: a form POST answered with 303 to the case page.
     let response = upload(&client, &app, "lesion.jpg", bytes.clone(), None, false).await;
-    assert_eq!(response.status(), 303);
-    let location = response.headers()["location"].to_str().unwrap().to_owned();
-    let id: uuid::Uuid = location.trim_start_matches("/cases/").parse().unwrap();
+    let id = redirected_case(&response);
+    let location = format!("/cases/{id}");
 
     let view = wait_final(&client, &app, id).await;
     assert_eq!(view["status"], "done", "{view}");

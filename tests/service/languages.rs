@@ -69,19 +69,13 @@ async fn every_page_of_the_person_speaks_the_language_the_browser_asks_for() {
     let env = TestEnv::new().await;
     let app = App::spawn(&env).await;
     let worker = InProcessWorker::spawn(env.worker_args());
-    let cookie = cookie_of(&http().get(app.url("/")).send().await.unwrap()).unwrap();
+    let cookie = browser_cookie(&app).await;
     let send = |fixture: std::path::PathBuf| {
         let (app, cookie) = (&app, cookie.clone());
         async move {
             let response =
                 upload(&http(), app, "photo", read(&fixture), Some(&cookie), false).await;
-            assert_eq!(response.status(), 303);
-            response.headers()["location"]
-                .to_str()
-                .unwrap()
-                .trim_start_matches("/cases/")
-                .parse::<Uuid>()
-                .unwrap()
+            redirected_case(&response)
         }
     };
     let done = send(fixture_images()[0].clone()).await;

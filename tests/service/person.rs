@@ -7,11 +7,6 @@ use uuid::Uuid;
 
 use crate::common::*;
 
-/// A browser's cookie, as the front page sets it.
-async fn new_cookie(app: &App) -> String {
-    cookie_of(&http().get(app.url("/")).send().await.unwrap()).unwrap()
-}
-
 /// Uploads a fixture as the browser holding `cookie`; returns the case id.
 async fn send(app: &App, cookie: &str, fixture: usize) -> Uuid {
     let response = upload(
@@ -23,13 +18,7 @@ async fn send(app: &App, cookie: &str, fixture: usize) -> Uuid {
         false,
     )
     .await;
-    assert_eq!(response.status(), 303);
-    response.headers()["location"]
-        .to_str()
-        .unwrap()
-        .trim_start_matches("/cases/")
-        .parse()
-        .unwrap()
+    redirected_case(&response)
 }
 
 async fn get_text(app: &App, path: &str, cookie: Option<&str>) -> (u16, String) {
@@ -66,7 +55,7 @@ async fn pretend_a_worker_is_up(env: &TestEnv) {
 async fn without_a_worker_the_case_page_says_the_analysis_is_delayed_and_the_photo_is_safe() {
     let env = TestEnv::new().await;
     let app = App::spawn(&env).await;
-    let cookie = new_cookie(&app).await;
+    let cookie = browser_cookie(&app).await;
     let id = send(&app, &cookie, 0).await;
 
     let (status, page) = get_text(&app, &format!("/cases/{id}"), Some(&cookie)).await;
@@ -96,7 +85,7 @@ async fn a_waiting_case_knows_how_many_photos_are_ahead_of_it() {
     let env = TestEnv::new().await;
     let app = App::spawn(&env).await;
     pretend_a_worker_is_up(&env).await;
-    let cookie = new_cookie(&app).await;
+    let cookie = browser_cookie(&app).await;
     let ids = [
         send(&app, &cookie, 0).await,
         send(&app, &cookie, 1).await,
@@ -123,7 +112,7 @@ async fn the_result_page_gives_a_date_advice_a_way_forward_and_the_history_in_wo
     let env = TestEnv::new().await;
     let app = App::spawn(&env).await;
     let worker = InProcessWorker::spawn(env.worker_args());
-    let cookie = new_cookie(&app).await;
+    let cookie = browser_cookie(&app).await;
     let id = send(&app, &cookie, 3).await;
     let done = wait_final(&http(), &app, id).await;
     assert_eq!(done["status"], "done");
@@ -162,7 +151,7 @@ async fn the_result_page_gives_a_date_advice_a_way_forward_and_the_history_in_wo
     // A visitor with the link does not get the history (the uploader's, like the photo).
     let (status, _) = get_text(&app, &format!("/cases/{id}/history"), None).await;
     assert_eq!(status, 403);
-    let visitor = new_cookie(&app).await;
+    let visitor = browser_cookie(&app).await;
     let (status, _) = get_text(&app, &format!("/cases/{id}/history"), Some(&visitor)).await;
     assert_eq!(status, 403);
     get_text(&app, &format!("/cases/{id}"), Some(&visitor)).await;
@@ -179,8 +168,8 @@ async fn the_result_page_gives_a_date_advice_a_way_forward_and_the_history_in_wo
 async fn my_cases_lists_only_this_browsers_cases_newest_first_and_each_can_be_deleted_there() {
     let env = TestEnv::new().await;
     let app = App::spawn(&env).await;
-    let mine = new_cookie(&app).await;
-    let theirs = new_cookie(&app).await;
+    let mine = browser_cookie(&app).await;
+    let theirs = browser_cookie(&app).await;
     let first = send(&app, &mine, 0).await;
     let second = send(&app, &mine, 1).await;
     let other = send(&app, &theirs, 2).await;

@@ -56,8 +56,8 @@ async fn a_picture_that_is_not_a_lesion_is_refused_with_a_reason_advice_and_no_d
     .await;
     assert_eq!(response.status(), 303);
     let cookie = cookie_of(&response).expect("the uploader's cookie");
-    let location = response.headers()["location"].to_str().unwrap().to_owned();
-    let id: uuid::Uuid = location.trim_start_matches("/cases/").parse().unwrap();
+    let id = redirected_case(&response);
+    let location = format!("/cases/{id}");
 
     let view = wait_final(&client, &app, id).await;
     assert_eq!(view["status"], "refused", "{view}");
@@ -122,8 +122,8 @@ async fn a_judged_photo_gets_its_occlusion_map_after_its_verdict_shown_to_the_up
     )
     .await;
     let cookie = cookie_of(&response).expect("the uploader's cookie");
-    let location = response.headers()["location"].to_str().unwrap().to_owned();
-    let id: uuid::Uuid = location.trim_start_matches("/cases/").parse().unwrap();
+    let id = redirected_case(&response);
+    let location = format!("/cases/{id}");
     let view = wait_final(&client, &app, id).await;
     assert_eq!(view["status"], "done", "{view}");
 

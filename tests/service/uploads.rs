@@ -3,7 +3,6 @@
 //! metrics.
 
 use mole_storage::EventKind;
-use serde_json::Value;
 
 use crate::common::*;
 
@@ -102,8 +101,8 @@ async fn only_the_uploader_can_delete_a_case_and_its_photo_and_the_trail_says_wh
         false,
     )
     .await;
-    let location = response.headers()["location"].to_str().unwrap().to_owned();
-    let id: uuid::Uuid = location.trim_start_matches("/cases/").parse().unwrap();
+    let id = redirected_case(&response);
+    let location = format!("/cases/{id}");
 
     // A visitor with the link sees the page but no delete button, and cannot delete.
     let page = client
@@ -414,19 +413,27 @@ async fn a_phone_jpeg_is_stored_without_any_metadata_but_with_its_exact_pixels_a
     // IFD0: Orientation = 6, then a GPS pointer's worth of text that must not survive.
     exif.extend_from_slice(&[0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0]);
     exif.extend_from_slice(b"GPSLatitude 48.8566 N GPSLongitude 2.3522 E BodySerialNumber 0042");
-    let mut upload = photo[..2].to_vec();
-    upload.extend(segment(0xE1, &exif));
-    upload.extend(segment(
+    let mut sent = photo[..2].to_vec();
+    sent.extend(segment(0xE1, &exif));
+    sent.extend(segment(
         0xE1,
         b"http://ns.adobe.com/xap/1.0/\0<x:xmpmeta>where</x:xmpmeta>",
     ));
-    upload.extend(segment(0xFE, b"taken at home"));
-    upload.extend_from_slice(&photo[2..]);
-    upload.extend_from_slice(b"MotionPhoto_Data");
+    sent.extend(segment(0xFE, b"taken at home"));
+    sent.extend_from_slice(&photo[2..]);
+    sent.extend_from_slice(b"MotionPhoto_Data");
 
-    let response = upload_json(&client, &app, "IMG_0001.jpg", upload.clone()).await;
-    let id = response["id"].as_str().unwrap().to_owned();
-    let cookie = response["_cookie"].as_str().unwrap().to_owned();
+    let cookie = browser_cookie(&app).await;
+    let response = upload(
+        &client,
+        &app,
+        "IMG_0001.jpg",
+        sent.clone(),
+        Some(&cookie),
+        false,
+    )
+    .await;
+    let id = redirected_case(&response);
     let stored = client
         .get(app.url(&format!("/cases/{id}/image")))
         .header("cookie", cookie)
@@ -451,7 +458,7 @@ async fn a_phone_jpeg_is_stored_without_any_metadata_but_with_its_exact_pixels_a
     // The same upright pixels as the upload (the orientation is kept, alone).
     let limits = mole_inference::DecodeLimits::default();
     let (before, after) = (
-        mole_inference::decode_image(&upload, &limits).unwrap(),
+        mole_inference::decode_image(&sent, &limits).unwrap(),
         mole_inference::decode_image(&stored, &limits).unwrap(),
     );
     assert_eq!(
@@ -464,16 +471,6 @@ async fn a_phone_jpeg_is_stored_without_any_metadata_but_with_its_exact_pixels_a
     );
     assert_eq!(mole_inference::decode::exif_orientation(&stored), 6);
     app.stop().await;
-}
-
-/// Uploads as a browser with a fresh cookie, asking for JSON; the cookie is returned as `_cookie`.
-async fn upload_json(client: &reqwest::Client, app: &App, name: &str, bytes: Vec<u8>) -> Value {
-    let cookie = cookie_of(&client.get(app.url("/")).send().await.unwrap()).unwrap();
-    let response = upload(client, app, name, bytes, Some(&cookie), true).await;
-    assert_eq!(response.status(), 201);
-    let mut body: Value = response.json().await.unwrap();
-    body["_cookie"] = Value::String(cookie);
-    body
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
