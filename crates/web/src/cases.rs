@@ -99,10 +99,9 @@ pub struct CasePanel<'a> {
 /// One line of the history shown to the uploader, in words.
 #[derive(Debug, Clone)]
 pub struct EventLine {
-    /// Time, RFC 3339 (the `datetime` of the `<time>`; the page shows it in the reader's zone).
-    pub at_iso: String,
-    /// Time in words, UTC (what shows without JavaScript).
-    pub at: String,
+    /// When, as a `<time>` the page shows in the reader's zone (UTC to the second without
+    /// JavaScript).
+    pub at_html: String,
     /// Event kind (a stable code, for tests and styles).
     pub kind: String,
     /// What happened, from the uploader's side ("You sent the photo.").
@@ -113,8 +112,7 @@ impl EventLine {
     /// An event of the trail in the words of `t`.
     pub fn new(e: &CaseEvent, t: Tr) -> Self {
         Self {
-            at_iso: e.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            at: e.at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+            at_html: crate::views::local_time_html(e.at, "%Y-%m-%d %H:%M:%S UTC"),
             kind: e.kind.as_str().to_owned(),
             text: t.t(in_words(e.kind, e.actor.as_str())),
         }
@@ -179,32 +177,25 @@ fn render_panel(view: &CaseView, t: Tr) -> Result<String, AppError> {
 }
 
 /// What a case's live streams send for `state`: rendered once per change and language, for every
-/// stream (each sends its own language's).
+/// stream of that language.
 pub fn snapshot(state: &CaseState) -> Snapshot {
-    let mut terminal = false;
-    let data = Lang::ALL
-        .iter()
-        .map(|lang| {
-            let t = Tr::new(*lang);
-            let view = view_of(state, t);
-            terminal = view.is_terminal();
-            let html = render_panel(&view, t).unwrap_or_else(|e| {
-                tracing::error!(error = ?e, "the live panel could not be rendered; sending the JSON only");
-                String::new()
-            });
-            serde_json::to_string(&LiveEvent {
-                view: &view,
-                version: state.version,
-                html: &html,
-            })
-            .expect("a case view serialises")
+    let case = &state.case;
+    let terminal = case.is_deleted() || case.status.is_terminal();
+    let state = state.clone();
+    Snapshot::new(state.version, terminal, move |lang| {
+        let t = Tr::new(lang);
+        let view = view_of(&state, t);
+        let html = render_panel(&view, t).unwrap_or_else(|e| {
+            tracing::error!(error = ?e, "the live panel could not be rendered; sending the JSON only");
+            String::new()
+        });
+        serde_json::to_string(&LiveEvent {
+            view: &view,
+            version: state.version,
+            html: &html,
         })
-        .collect();
-    Snapshot {
-        version: state.version,
-        terminal,
-        data,
-    }
+        .expect("a case view serialises")
+    })
 }
 
 /// `GET /cases/{id}`: the page. Records the view (once per viewer per window).

@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use mole_storage::{CaseSignal, CaseState, Store};
@@ -28,25 +28,48 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, warn};
 use uuid::Uuid;
 
-/// What a case's open streams send: its state, rendered once for all of them.
-#[derive(Debug)]
+use crate::i18n::Lang;
+
+/// What a case's open streams send: its state, rendered once per language for all of them (on
+/// first use: a language no stream of the case speaks is never rendered).
 pub struct Snapshot {
     /// The state's version (the id of the case's latest state-changing event): the SSE event id.
     pub version: i64,
     /// Whether the state is final (done, failed, deleted): streams end after sending it.
     pub terminal: bool,
-    /// The SSE `data` in each language of [`crate::i18n::Lang::ALL`]: the case JSON with the
-    /// page's rendered panel.
-    pub data: Vec<String>,
+    /// The SSE `data` per language of [`Lang::ALL`], once rendered.
+    data: [OnceLock<String>; Lang::ALL.len()],
+    /// Renders the SSE `data` (the case JSON with the page's panel) in a language.
+    render: Box<dyn Fn(Lang) -> String + Send + Sync>,
 }
 
 impl Snapshot {
-    /// The SSE `data` in `lang` (English if that language was not rendered).
-    pub fn data_in(&self, lang: crate::i18n::Lang) -> &str {
-        self.data
-            .get(lang.index())
-            .or_else(|| self.data.first())
-            .map_or("", String::as_str)
+    /// A state's snapshot; `render` makes its SSE `data` in a language when a stream first asks.
+    pub fn new(
+        version: i64,
+        terminal: bool,
+        render: impl Fn(Lang) -> String + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            version,
+            terminal,
+            data: Default::default(),
+            render: Box::new(render),
+        }
+    }
+
+    /// The SSE `data` in `lang`, rendered on the first ask of a stream in that language.
+    pub fn data_in(&self, lang: Lang) -> &str {
+        self.data[lang.index()].get_or_init(|| (self.render)(lang))
+    }
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("version", &self.version)
+            .field("terminal", &self.terminal)
+            .finish_non_exhaustive()
     }
 }
 
