@@ -35,8 +35,8 @@ struct OwnCaseRow {
     reason: Option<String>,
 }
 
-/// What the queue looks like from one waiting case.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// What the queue looks like from one waiting case (`Default`: nothing ahead, nothing recent).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct QueueFigures {
     /// Live cases still queued that were sent before this one.
     pub ahead: i64,

@@ -211,16 +211,9 @@ impl ErrorReply {
     }
 }
 
-/// An error's message in the language of `t`, when the catalogue says it (the upload page shows
-/// a refused upload this way).
-pub fn translated(e: &AppError, t: Tr) -> Option<String> {
-    let reply = e.reply();
-    let id = reply.message_id.as_deref()?;
-    Tr::default().has(id).then(|| reply.message_in(t))
-}
-
 impl AppError {
-    fn reply(&self) -> ErrorReply {
+    /// What the response says: code, public message (and its catalogue id), whether ours.
+    pub fn reply(&self) -> ErrorReply {
         ErrorReply {
             code: self.code(),
             message: self.public_message(),

@@ -116,19 +116,6 @@ static CATALOGUE: LazyLock<Catalogue> = LazyLock::new(|| {
     Catalogue { bundles }
 });
 
-/// The message ids of a language's catalogue (for the tests that keep the languages in step).
-pub fn message_ids(lang: Lang) -> Vec<String> {
-    let source = SOURCES[lang.index()].1;
-    let resource = FluentResource::try_new(source.to_owned()).expect("the catalogue parses");
-    resource
-        .entries()
-        .filter_map(|e| match e {
-            fluent_syntax::ast::Entry::Message(m) => Some(m.id.name.to_owned()),
-            _ => None,
-        })
-        .collect()
-}
-
 /// The translator of one request: hand it to a template as `t` and call `t.t("id")`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Tr {
@@ -289,6 +276,19 @@ impl<S: Send + Sync> FromRequestParts<S> for Tr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The message ids of a language's catalogue (for the tests that keep the languages in step).
+    fn message_ids(lang: Lang) -> Vec<String> {
+        let source = SOURCES[lang.index()].1;
+        let resource = FluentResource::try_new(source.to_owned()).expect("the catalogue parses");
+        resource
+            .entries()
+            .filter_map(|e| match e {
+                fluent_syntax::ast::Entry::Message(m) => Some(m.id.name.to_owned()),
+                _ => None,
+            })
+            .collect()
+    }
 
     #[test]
     fn every_language_has_every_message_of_the_others() {

@@ -14,6 +14,7 @@ use crate::AppState;
 use crate::access::OwnCases;
 use crate::error::AppError;
 use crate::i18n::Tr;
+use crate::views::{MINUTES_UTC, local_time_html};
 
 /// How many of one's cases the list shows (newest first).
 pub const MY_CASES_SHOWN: i64 = 200;
@@ -39,10 +40,10 @@ pub struct MyCasesPage {
 pub struct OwnCaseLine {
     /// Case id (its page is `/cases/{id}`).
     pub id: String,
-    /// RFC 3339 time it was sent.
-    pub sent_iso: String,
-    /// The time in words (UTC).
+    /// When it was sent (UTC), for the delete button's label.
     pub sent: String,
+    /// When it was sent, as a `<time>` the page shows in the reader's zone.
+    pub sent_html: String,
     /// `see_a_doctor`, `looks_benign`, `waiting`, `refused` or `failed` (a style and a test hook).
     pub outcome: &'static str,
     /// The outcome in words.
@@ -50,14 +51,6 @@ pub struct OwnCaseLine {
 }
 
 impl OwnCaseLine {
-    /// The `<time>` element of when it was sent (for [`Tr::html`]).
-    pub fn sent_html(&self) -> String {
-        format!(
-            "<time class=\"local\" datetime=\"{}\">{}</time>",
-            self.sent_iso, self.sent
-        )
-    }
-
     fn of(c: &OwnCase, t: Tr) -> Self {
         let outcome = match (c.status, c.verdict.as_deref()) {
             (CaseStatus::Done, Some("see_a_doctor")) => "see_a_doctor",
@@ -70,10 +63,8 @@ impl OwnCaseLine {
         let outcome_text = t.t1(&id, "percent", percent(c.p_malignant));
         Self {
             id: c.id.to_string(),
-            sent_iso: c
-                .created_at
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            sent: c.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+            sent: c.created_at.format(MINUTES_UTC).to_string(),
+            sent_html: local_time_html(c.created_at, MINUTES_UTC),
             outcome,
             outcome_text,
         }

@@ -113,13 +113,10 @@ pub async fn create(
             metrics::counter!("mole_uploads_total", "outcome" => e.code()).increment(1);
             if json {
                 e.into_response()
-            } else if let AppError::BadUpload {
-                status, message, ..
-            } = &e
-            {
+            } else if let AppError::BadUpload { status, .. } = &e {
                 info!(code = e.code(), "upload refused");
                 let page = IndexPage {
-                    error: Some(crate::error::translated(&e, t).unwrap_or_else(|| message.clone())),
+                    error: Some(e.reply().message_in(t)),
                     limit: human_bytes(app.config.upload_limit),
                     limit_bytes: app.config.upload_limit,
                     deleted: false,

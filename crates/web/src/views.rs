@@ -276,25 +276,9 @@ impl CaseView {
         }
     }
 
-    /// When the photo was sent, RFC 3339 (a `<time>`'s `datetime`).
-    pub fn sent_iso(&self) -> String {
-        self.created_at
-            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-    }
-
-    /// When the photo was sent (UTC, ISO-like so that every language reads it; the page shows
-    /// it in the reader's zone and language).
-    pub fn sent_text(&self) -> String {
-        self.created_at.format("%Y-%m-%d %H:%M UTC").to_string()
-    }
-
     /// The `<time>` element of when the photo was sent (for [`Tr::html`]).
     pub fn sent_time_html(&self) -> String {
-        format!(
-            "<time class=\"local\" datetime=\"{}\">{}</time>",
-            self.sent_iso(),
-            self.sent_text()
-        )
+        local_time_html(self.created_at, MINUTES_UTC)
     }
 
     /// True once the status will not change any more.
@@ -371,6 +355,19 @@ impl ResultView {
     pub fn threshold_percent(&self) -> String {
         format!("{:.1} %", f64::from(self.threshold) * 100.0)
     }
+}
+
+/// A time to the minute, UTC, in a form every language reads.
+pub const MINUTES_UTC: &str = "%Y-%m-%d %H:%M UTC";
+
+/// A `<time>` element for [`Tr::html`] or `|safe`: `at` formatted with `format` (UTC), which the
+/// page's script rewrites in the reader's zone and language (`time.local` in `static/case.js`).
+pub fn local_time_html(at: DateTime<Utc>, format: &str) -> String {
+    format!(
+        "<time class=\"local\" datetime=\"{}\">{}</time>",
+        at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        at.format(format)
+    )
 }
 
 fn ms_text(ms: Option<i32>, tr: Tr) -> String {

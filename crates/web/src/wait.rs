@@ -52,12 +52,7 @@ impl WaitView {
         if !matches!(case.status, CaseStatus::Queued | CaseStatus::Processing) {
             return Ok(Self::compose(
                 case.status,
-                QueueFigures {
-                    ahead: 0,
-                    recent_finished: 0,
-                    recent_span_secs: 0.0,
-                    typical_secs: None,
-                },
+                QueueFigures::default(),
                 waited_seconds,
                 0,
                 t,
