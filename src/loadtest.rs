@@ -55,9 +55,13 @@ pub struct LoadtestArgs {
     /// A worker's /metrics URL (repeatable): the batch sizes of the run are read from them.
     #[arg(long = "worker-metrics")]
     pub worker_metrics: Vec<String>,
-    /// `name=PID` of a process whose peak resident memory is reported (repeatable).
+    /// `name=PID` of a process whose peak resident memory and CPU time are reported (repeatable).
     #[arg(long = "pid", value_parser = parse_pid)]
     pub pids: Vec<(String, u32)>,
+    /// A command name (as in /proc/PID/comm, e.g. `postgres`, `redis-server`) whose processes'
+    /// CPU time during the run is reported, summed (repeatable).
+    #[arg(long = "comm")]
+    pub comms: Vec<String>,
     /// Seconds an upload may take to reach its result before it counts as lost.
     #[arg(long, default_value_t = 120)]
     pub timeout_secs: u64,
@@ -242,6 +246,50 @@ fn memory_mib(pid: u32) -> Option<(f64, f64)> {
     Some((field("VmHWM:")?, field("VmRSS:")?))
 }
 
+/// CPU time (user + system) a process has used so far, in seconds; `None` when it is gone.
+fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // /proc counts in USER_HZ, which Linux fixes at 100 for user space on every architecture.
+    Some(ticks / 100.0)
+}
+
+/// CPU seconds used so far by each watched process: the `--pid` ones by name, the `--comm` ones
+/// summed per command name (processes that exit during the run take their time with them), and
+/// this load generator itself.
+fn cpu_snapshot(pids: &[(String, u32)], comms: &[String]) -> BTreeMap<String, f64> {
+    let mut used = BTreeMap::new();
+    for (name, pid) in pids {
+        if let Some(s) = cpu_seconds(&pid.to_string()) {
+            used.insert(name.clone(), s);
+        }
+    }
+    if !comms.is_empty()
+        && let Ok(entries) = std::fs::read_dir("/proc")
+    {
+        for entry in entries.flatten() {
+            let pid = entry.file_name().to_string_lossy().into_owned();
+            if !pid.bytes().all(|b| b.is_ascii_digit()) {
+                continue;
+            }
+            let Ok(comm) = std::fs::read_to_string(format!("/proc/{pid}/comm")) else {
+                continue;
+            };
+            if let Some(name) = comms.iter().find(|c| c.as_str() == comm.trim_end())
+                && let Some(s) = cpu_seconds(&pid)
+            {
+                *used.entry(name.clone()).or_default() += s;
+            }
+        }
+    }
+    if let Some(s) = cpu_seconds("self") {
+        used.insert("loadtest".to_owned(), s);
+    }
+    used
+}
+
 /// Runs the load and prints the results (Markdown).
 pub fn run(args: LoadtestArgs) -> anyhow::Result<()> {
     if args.clients == 0 || args.n == 0 {
@@ -323,6 +371,7 @@ pub fn run(args: LoadtestArgs) -> anyhow::Result<()> {
                 }
             })
         };
+        let cpu_before = cpu_snapshot(&args.pids, &args.comms);
         let next = Arc::new(AtomicUsize::new(0));
         let started = Instant::now();
         let clients: Vec<_> = (0..args.clients)
@@ -351,6 +400,7 @@ pub fn run(args: LoadtestArgs) -> anyhow::Result<()> {
             outcomes.extend(c.await?);
         }
         let elapsed = started.elapsed();
+        let cpu_after = cpu_snapshot(&args.pids, &args.comms);
         sampler.abort();
         let after = batch_buckets(&client, &args.worker_metrics).await?;
 
@@ -410,6 +460,26 @@ pub fn run(args: LoadtestArgs) -> anyhow::Result<()> {
         for (name, (hwm, rss)) in peaks.lock().await.iter() {
             eprintln!("  {name}: peak RSS {hwm:.0} MiB (highest sampled {rss:.0} MiB)");
             println!("<!-- {label} {name}: peak RSS {hwm:.0} MiB -->");
+        }
+        if !latencies.is_empty() {
+            // Where the CPU went, per result: the cost of a case in each process.
+            let per_result = |s: f64| s * 1000.0 / latencies.len() as f64;
+            let mut parts = Vec::new();
+            let mut total = 0.0;
+            for (name, after) in &cpu_after {
+                let used = after - cpu_before.get(name).copied().unwrap_or(0.0);
+                total += used;
+                parts.push(format!("{name} {:.1}", per_result(used)));
+            }
+            let line = format!(
+                "CPU ms per result: {} (sum {:.1}; wall {:.1} ms × {} cores)",
+                parts.join(", "),
+                per_result(total),
+                per_result(elapsed.as_secs_f64()),
+                std::thread::available_parallelism().map_or(1, usize::from),
+            );
+            eprintln!("  {line}");
+            println!("<!-- {label} {line} -->");
         }
         if !lost.is_empty() {
             bail!("{} of {} uploads were lost", lost.len(), args.n);
