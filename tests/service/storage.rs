@@ -154,19 +154,31 @@ async fn the_audit_trail_cannot_be_rewritten() {
         .execute(env.store.pool())
         .await;
     assert!(delete.unwrap_err().to_string().contains("append-only"));
-    assert_eq!(env.store.events(id).await.unwrap().len(), 1);
+    // Still the two events the upload wrote: created, queued.
+    let kinds: Vec<_> = env
+        .store
+        .events(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds, [EventKind::Created, EventKind::Queued]);
 }
 
 #[tokio::test]
 async fn concurrent_sweeps_queue_a_lost_case_again_only_once() {
     let env = TestEnv::new().await;
     let id = stored_case(&env).await;
-    // Uploaded an hour ago and never pushed: lost.
-    sqlx::query("UPDATE cases SET created_at = now() - interval '1 hour' WHERE id = $1")
-        .bind(id)
-        .execute(env.store.pool())
-        .await
-        .unwrap();
+    // Uploaded and pushed an hour ago, never picked up (the push failed, or Redis lost the job).
+    sqlx::query(
+        "UPDATE cases SET created_at = now() - interval '1 hour', \
+         enqueued_at = now() - interval '1 hour' WHERE id = $1",
+    )
+    .bind(id)
+    .execute(env.store.pool())
+    .await
+    .unwrap();
     let actor = mole_storage::Actor::system("recovery");
     let after = Duration::from_secs(60);
     let (a, b) = tokio::join!(

@@ -85,6 +85,43 @@ struct ClaimRow {
     lease_live: bool,
 }
 
+/// The statement that completes one claimed case: its final state (`u`), then `$outcome` (the
+/// CTE that inserts its prediction or refusal) and its event, whose detail is parameter `$detail`;
+/// both inserts read `u`, so nothing is written unless the update matched.
+macro_rules! completion_sql {
+    ($outcome:literal, $detail:literal) => {
+        concat!(
+            "WITH u AS ( \
+                UPDATE cases SET status = $7, finished_at = now(), updated_at = now(), \
+                lease_until = NULL, error_code = NULL, error = NULL, model_version = $2, \
+                queue_ms = $3, inference_ms = $4, batch_size = $5 \
+                WHERE id = $1 AND status = 'processing' AND claimed_by = $6 \
+                AND deleted_at IS NULL \
+                RETURNING id, request_id), ",
+            $outcome,
+            ", event AS ( \
+                INSERT INTO case_events (case_id, kind, actor, request_id, detail) \
+                SELECT id, $8, $9, request_id, ",
+            $detail,
+            "::jsonb FROM u) \
+             SELECT request_id FROM u"
+        )
+    };
+}
+
+/// A claimed case with its image (null only if the image row is missing: corrupt).
+#[derive(FromRow)]
+struct FastClaimRow {
+    #[sqlx(flatten)]
+    case: CaseRow,
+    photo_width: Option<i32>,
+    photo_height: Option<i32>,
+    content_type: Option<String>,
+    width: Option<i32>,
+    height: Option<i32>,
+    bytes: Option<Vec<u8>>,
+}
+
 #[derive(FromRow)]
 struct ImageRow {
     content_type: String,
@@ -210,104 +247,79 @@ async fn case_for_update(
 }
 
 impl Store {
-    /// Stores an upload as a new case with its image and a `created` event, in one transaction.
+    /// Stores an upload as a new case, ready for the queue: the case (its job counted as pushed:
+    /// `enqueued_at`, `enqueue_count` 1), its image and its `created` and `queued` events, in
+    /// **one statement** (one round trip, one commit: the upload path's whole database write).
+    ///
+    /// The caller pushes the job right after. If that push fails, or the process dies before it,
+    /// the case is still `queued` with a push on record, and a worker's recovery sweep
+    /// ([`Store::requeue_stranded`]) queues it again once `requeue_after` has passed: nothing is
+    /// lost, as when the push itself is lost in Redis. The `queued` event is written before the
+    /// push so that the audit trail reads created → queued → started even when a worker picks the
+    /// job up within a millisecond.
     ///
     /// If the same uploader already has a live case for the same bytes (a double click, a
     /// re-submitted form) that case is returned instead and nothing is written.
     pub async fn create_case(&self, new: NewCase) -> Result<Created, StorageError> {
-        let mut tx = self.pool.begin().await?;
+        let actor = Actor::uploader(&new.uploader);
+        // Data-modifying CTEs: the image and the events are written only when the case row is
+        // (nothing at all on a re-submission); the foreign keys are checked at the statement's
+        // end, after all three inserts. Events get their ids in the VALUES order.
         let inserted = sqlx::query_as::<_, CaseRow>(concat!(
-            "INSERT INTO cases (id, request_id, uploader, image_sha256) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (uploader, image_sha256) WHERE deleted_at IS NULL DO NOTHING RETURNING ",
-            case_columns!()
+            "WITH c AS ( \
+                INSERT INTO cases (id, request_id, uploader, image_sha256, enqueued_at, enqueue_count) \
+                VALUES ($1, $2, $3, $4, now(), 1) \
+                ON CONFLICT (uploader, image_sha256) WHERE deleted_at IS NULL DO NOTHING \
+                RETURNING ",
+            case_columns!(),
+            "), image AS ( \
+                INSERT INTO case_images \
+                (case_id, content_type, width, height, bytes, model_input, model_input_side) \
+                SELECT id, $5, $6, $7, $8, $9, $10 FROM c), \
+             events AS ( \
+                INSERT INTO case_events (case_id, kind, actor, request_id, detail) \
+                SELECT c.id, e.kind, $11, c.request_id, e.detail \
+                FROM c, (VALUES (1, 'created', $12::jsonb), (2, 'queued', $13::jsonb)) \
+                    AS e (n, kind, detail) \
+                ORDER BY e.n) \
+             SELECT * FROM c"
         ))
         .bind(new.id)
         .bind(&new.request_id)
         .bind(&new.uploader)
         .bind(&new.image_sha256)
-        .fetch_optional(&mut *tx)
-        .await?;
-
-        let Some(row) = inserted else {
-            let existing = sqlx::query_as::<_, CaseRow>(concat!(
-                "SELECT ",
-                case_columns!(),
-                " FROM cases WHERE uploader = $1 AND image_sha256 = $2 AND deleted_at IS NULL"
-            ))
-            .bind(&new.uploader)
-            .bind(&new.image_sha256)
-            .fetch_optional(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            return match existing {
-                Some(row) => Ok(Created::Existing(row.try_into()?)),
-                // The other case was deleted between our insert and this read: try once more.
-                None => Box::pin(self.create_case(new)).await,
-            };
-        };
-
-        sqlx::query(
-            "INSERT INTO case_images \
-             (case_id, content_type, width, height, bytes, model_input, model_input_side) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(new.id)
         .bind(&new.image.content_type)
         .bind(new.image.width)
         .bind(new.image.height)
         .bind(&new.image.bytes)
         .bind(new.model_input.as_ref().map(|m| &m.bytes))
         .bind(new.model_input.as_ref().map(|m| m.side))
-        .execute(&mut *tx)
+        .bind(actor.as_str())
+        .bind(sqlx::types::Json(json!({
+            "width": new.image.width,
+            "height": new.image.height,
+            "stored_bytes": new.image.bytes.len(),
+        })))
+        .bind(sqlx::types::Json(json!({ "enqueue_count": 1 })))
+        .fetch_optional(&self.pool)
         .await?;
-        append_event(
-            &mut tx,
-            new.id,
-            EventKind::Created,
-            &Actor::uploader(&new.uploader),
-            Some(&new.request_id),
-            json!({
-                "width": new.image.width,
-                "height": new.image.height,
-                "stored_bytes": new.image.bytes.len(),
-            }),
-        )
+        if let Some(row) = inserted {
+            return Ok(Created::New(row.try_into()?));
+        }
+        let existing = sqlx::query_as::<_, CaseRow>(concat!(
+            "SELECT ",
+            case_columns!(),
+            " FROM cases WHERE uploader = $1 AND image_sha256 = $2 AND deleted_at IS NULL"
+        ))
+        .bind(&new.uploader)
+        .bind(&new.image_sha256)
+        .fetch_optional(&self.pool)
         .await?;
-        tx.commit().await?;
-        Ok(Created::New(row.try_into()?))
-    }
-
-    /// Records that a job for the case was pushed to the queue (`queued` event).
-    /// Returns false when the case no longer waits for one (finished or deleted meanwhile).
-    pub async fn mark_enqueued(
-        &self,
-        id: Uuid,
-        actor: &Actor,
-        request_id: Option<&str>,
-    ) -> Result<bool, StorageError> {
-        let mut tx = self.pool.begin().await?;
-        let count: Option<i32> = sqlx::query_scalar(
-            "UPDATE cases SET enqueued_at = now(), enqueue_count = enqueue_count + 1, \
-             updated_at = now() WHERE id = $1 AND status = 'queued' AND deleted_at IS NULL \
-             RETURNING enqueue_count",
-        )
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(count) = count else {
-            return Ok(false);
-        };
-        append_event(
-            &mut tx,
-            id,
-            EventKind::Queued,
-            actor,
-            request_id,
-            json!({ "enqueue_count": count }),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(true)
+        match existing {
+            Some(row) => Ok(Created::Existing(row.try_into()?)),
+            // The other case was deleted between our insert and this read: try once more.
+            None => Box::pin(self.create_case(new)).await,
+        }
     }
 
     /// The case, deleted or not; `None` when unknown.
@@ -575,6 +587,74 @@ impl Store {
         max_attempts: i32,
         model_side: Option<u32>,
     ) -> Result<Claim, StorageError> {
+        let actor = Actor::worker(worker);
+        // The usual case, a queued case (or one whose holder's lease ran out) with attempts left,
+        // is claimed in one statement: the claim, its `started` event and the image to read.
+        // Anything else (unknown, deleted, finished, held, out of attempts) matches nothing and
+        // is sorted out below, under a row lock.
+        let fast = sqlx::query_as::<_, FastClaimRow>(concat!(
+            "WITH c AS ( \
+                UPDATE cases SET status = 'processing', attempts = attempts + 1, claimed_by = $2, \
+                    lease_until = now() + make_interval(secs => $3), started_at = now(), \
+                    updated_at = now() \
+                WHERE id = $1 AND deleted_at IS NULL AND attempts < $4 \
+                    AND (status = 'queued' \
+                         OR (status = 'processing' AND NOT COALESCE(lease_until > now(), false))) \
+                RETURNING ",
+            case_columns!(),
+            "), started AS ( \
+                INSERT INTO case_events (case_id, kind, actor, request_id, detail) \
+                SELECT id, 'started', $5, request_id, jsonb_build_object('attempt', attempts) \
+                FROM c) \
+             SELECT c.*, i.width AS photo_width, i.height AS photo_height, i.content_type, \
+                CASE WHEN i.model_input_side = $6 THEN i.model_input_side ELSE i.width END AS width, \
+                CASE WHEN i.model_input_side = $6 THEN i.model_input_side ELSE i.height END AS height, \
+                CASE WHEN i.model_input_side = $6 THEN i.model_input ELSE i.bytes END AS bytes \
+             FROM c LEFT JOIN case_images i ON i.case_id = c.id"
+        ))
+        .bind(id)
+        .bind(worker)
+        .bind(lease.as_secs_f64())
+        .bind(max_attempts)
+        .bind(actor.as_str())
+        .bind(model_side.map(|s| s as i32))
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(row) = fast {
+            let case = Case::try_from(row.case)?;
+            let (
+                Some(photo_width),
+                Some(photo_height),
+                Some(content_type),
+                Some(width),
+                Some(height),
+                Some(bytes),
+            ) = (
+                row.photo_width,
+                row.photo_height,
+                row.content_type,
+                row.width,
+                row.height,
+                row.bytes,
+            )
+            else {
+                return Err(StorageError::Corrupt(format!("case {id} has no image")));
+            };
+            return Ok(Claim::Claimed {
+                case,
+                image: StoredImage {
+                    content_type,
+                    width,
+                    height,
+                    bytes,
+                },
+                photo_size: (
+                    u32::try_from(photo_width).unwrap_or(0),
+                    u32::try_from(photo_height).unwrap_or(0),
+                ),
+            });
+        }
+
         let mut tx = self.pool.begin().await?;
         let Some(row) = case_for_update(&mut tx, id).await? else {
             return Ok(Claim::Skip(SkipReason::Missing));
@@ -590,7 +670,6 @@ impl Store {
         if case.status == CaseStatus::Processing && lease_live {
             return Ok(Claim::Skip(SkipReason::Held));
         }
-        let actor = Actor::worker(worker);
         if case.attempts >= max_attempts {
             let reason = format!(
                 "the analysis was started {} times without finishing; giving up",
@@ -669,24 +748,71 @@ impl Store {
                 Analysis::Diagnosis(_) => CaseStatus::Done,
                 Analysis::Refusal(_) => CaseStatus::Refused,
             };
-            let updated: Option<String> = sqlx::query_scalar(
-                "UPDATE cases SET status = $7, finished_at = now(), updated_at = now(), \
-                 lease_until = NULL, error_code = NULL, error = NULL, model_version = $2, \
-                 queue_ms = $3, inference_ms = $4, batch_size = $5 \
-                 WHERE id = $1 AND status = 'processing' AND claimed_by = $6 \
-                 AND deleted_at IS NULL \
-                 RETURNING request_id",
-            )
-            .bind(c.case_id)
-            .bind(c.analysis.model_version())
-            .bind(c.queue_ms)
-            .bind(c.inference_ms)
-            .bind(c.batch_size)
-            .bind(&c.worker)
-            .bind(status.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(request_id) = updated else {
+            let actor = Actor::worker(&c.worker);
+            // One statement per case: the case's final state, its prediction (or refusal) and
+            // its event, each written only when the update matched (the claim is still ours).
+            let (kind, detail, sql) = match &c.analysis {
+                Analysis::Diagnosis(p) => (
+                    EventKind::Completed,
+                    json!({
+                        "verdict": p.verdict,
+                        "p_malignant": p.p_malignant,
+                        "top_class": p.top_class,
+                        "model_version": p.model_version,
+                        "batch_size": c.batch_size,
+                        "queue_ms": c.queue_ms,
+                        "inference_ms": c.inference_ms,
+                    }),
+                    completion_sql!(
+                        "predictions AS ( \
+                            INSERT INTO predictions (case_id, model_version, verdict, \
+                            p_malignant, threshold, top_class, classes) \
+                            SELECT id, $2, $10, $11, $12, $13, $14 FROM u \
+                            ON CONFLICT (case_id) DO NOTHING)",
+                        "$15"
+                    ),
+                ),
+                Analysis::Refusal(r) => (
+                    EventKind::Refused,
+                    json!({
+                        "reason": r.reason,
+                        "model_version": r.model_version,
+                        "batch_size": c.batch_size,
+                        "queue_ms": c.queue_ms,
+                        "inference_ms": c.inference_ms,
+                    }),
+                    completion_sql!(
+                        "refusals AS ( \
+                            INSERT INTO refusals (case_id, model_version, reason, detail) \
+                            SELECT id, $2, $10, $11 FROM u ON CONFLICT (case_id) DO NOTHING)",
+                        "$12"
+                    ),
+                ),
+            };
+            let query = sqlx::query_scalar::<_, String>(sql)
+                .bind(c.case_id)
+                .bind(c.analysis.model_version())
+                .bind(c.queue_ms)
+                .bind(c.inference_ms)
+                .bind(c.batch_size)
+                .bind(&c.worker)
+                .bind(status.as_str())
+                .bind(kind.as_str())
+                .bind(actor.as_str());
+            let query = match &c.analysis {
+                Analysis::Diagnosis(p) => query
+                    .bind(&p.verdict)
+                    .bind(p.p_malignant)
+                    .bind(p.threshold)
+                    .bind(&p.top_class)
+                    .bind(sqlx::types::Json(&p.classes)),
+                Analysis::Refusal(r) => query.bind(&r.reason).bind(&r.detail),
+            };
+            let updated: Option<String> = query
+                .bind(sqlx::types::Json(detail))
+                .fetch_optional(&mut *tx)
+                .await?;
+            if updated.is_none() {
                 // Why not: finished or deleted (a duplicate job), or the claim is someone else's.
                 let live: Option<bool> = sqlx::query_scalar(
                     "SELECT status IN ('queued', 'processing') AND deleted_at IS NULL \
@@ -701,68 +827,7 @@ impl Store {
                     CompletionOutcome::Skipped
                 });
                 continue;
-            };
-            let (kind, detail) = match &c.analysis {
-                Analysis::Diagnosis(p) => {
-                    sqlx::query(
-                        "INSERT INTO predictions (case_id, model_version, verdict, p_malignant, \
-                         threshold, top_class, classes) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                         ON CONFLICT (case_id) DO NOTHING",
-                    )
-                    .bind(c.case_id)
-                    .bind(&p.model_version)
-                    .bind(&p.verdict)
-                    .bind(p.p_malignant)
-                    .bind(p.threshold)
-                    .bind(&p.top_class)
-                    .bind(sqlx::types::Json(&p.classes))
-                    .execute(&mut *tx)
-                    .await?;
-                    (
-                        EventKind::Completed,
-                        json!({
-                            "verdict": p.verdict,
-                            "p_malignant": p.p_malignant,
-                            "top_class": p.top_class,
-                            "model_version": p.model_version,
-                            "batch_size": c.batch_size,
-                            "queue_ms": c.queue_ms,
-                            "inference_ms": c.inference_ms,
-                        }),
-                    )
-                }
-                Analysis::Refusal(r) => {
-                    sqlx::query(
-                        "INSERT INTO refusals (case_id, model_version, reason, detail) \
-                         VALUES ($1, $2, $3, $4) ON CONFLICT (case_id) DO NOTHING",
-                    )
-                    .bind(c.case_id)
-                    .bind(&r.model_version)
-                    .bind(&r.reason)
-                    .bind(&r.detail)
-                    .execute(&mut *tx)
-                    .await?;
-                    (
-                        EventKind::Refused,
-                        json!({
-                            "reason": r.reason,
-                            "model_version": r.model_version,
-                            "batch_size": c.batch_size,
-                            "queue_ms": c.queue_ms,
-                            "inference_ms": c.inference_ms,
-                        }),
-                    )
-                }
-            };
-            append_event(
-                &mut tx,
-                c.case_id,
-                kind,
-                &Actor::worker(&c.worker),
-                Some(&request_id),
-                detail,
-            )
-            .await?;
+            }
             outcomes.push(CompletionOutcome::Completed);
         }
         tx.commit().await?;

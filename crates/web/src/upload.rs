@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use image::ImageEncoder;
 use mole_inference::{DecodeLimits, InferenceError};
 use mole_jobs::AnalyseCase;
-use mole_storage::{Actor, Created, ModelInput, NewCase, StoredImage};
+use mole_storage::{Created, ModelInput, NewCase, StoredImage};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
@@ -193,11 +193,8 @@ async fn store_upload(
         store_ms = store_started.elapsed().as_millis(),
         "case stored"
     );
-    // Recorded before the push, so the audit trail reads created → queued → started even when a
-    // worker picks the job up within a millisecond.
-    app.store
-        .mark_enqueued(case.id, &Actor::uploader(uploader_hash), Some(request_id))
-        .await?;
+    // The case was stored with its `queued` event (one statement, `Store::create_case`): the job
+    // is pushed now.
     let job = AnalyseCase {
         case_id: case.id,
         request_id: request_id.to_owned(),
