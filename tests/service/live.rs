@@ -167,6 +167,33 @@ async fn follow(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_first_stream_starts_from_the_state_its_access_check_read_and_still_sees_every_change() {
+    let env = TestEnv::new().await;
+    let app = App::spawn(&env).await;
+    let client = http();
+    // Once the listener listens (a moment after start), opening the first stream of a case costs
+    // no read beyond the access check's: the watch starts from that state.
+    let mut seeded = None;
+    for image in fixture_images().iter().take(20) {
+        let id = upload_case(&client, &app, "lesion.jpg", read(image)).await;
+        let before = app.live.reads();
+        let (stream, first) = follow(&client, &app, id, None).await;
+        assert_eq!(first[0]["status"], "queued");
+        if app.live.reads() == before {
+            seeded = Some(stream);
+            break;
+        }
+        drop(stream);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut stream = seeded.expect("no stream started from its access check's state");
+    // The changes after it still arrive, each read once.
+    let _worker = InProcessWorker::spawn(env.worker_args());
+    let events = read_events_from(&mut stream, |v| v["status"] == "done").await;
+    assert_eq!(events.last().unwrap()["status"], "done");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn forty_streams_of_one_case_share_one_watch_and_a_database_read_per_change() {
     let env = TestEnv::new().await;
     let app = App::spawn(&env).await;

@@ -138,6 +138,16 @@ impl Store {
         Ok(listener)
     }
 
+    /// The id of the latest case event committed so far (0 when there is none).
+    pub async fn latest_event_id(&self) -> Result<i64, StorageError> {
+        Ok(
+            sqlx::query_scalar::<_, Option<i64>>("SELECT max(id) FROM case_events")
+                .fetch_one(&self.pool)
+                .await?
+                .unwrap_or(0),
+        )
+    }
+
     /// Closes the pool, waiting for connections to be returned.
     pub async fn close(&self) {
         self.pool.close().await;

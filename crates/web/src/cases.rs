@@ -383,7 +383,7 @@ pub async fn events(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<i64>().ok());
     let stream = StreamState {
-        snapshots: app.live.follow(access.id()),
+        snapshots: app.live.follow_from(&access.state),
         seen,
         lang: t.lang,
         done: false,

@@ -14,10 +14,17 @@
 //! most [`Live::new`]'s `max_reads` pool connections, so the pool stays free for uploads even when
 //! a thousand watches read at once after a reconnect.
 //!
+//! A stream usually opens on a case just read (its access check, [`Live::follow_from`]): a new
+//! watch starts from that state instead of reading it again, unless a change may have been missed
+//! in between. The listener remembers the latest event it heard per case (the last
+//! [`HEARD_CASES`] cases), and since when it has heard everything: a state is fresh when no event
+//! of its case newer than it was heard, and none could have been missed (events of one case are
+//! committed in id order, since each locks the case's row).
+//!
 //! Open streams are capped (`MOLE_MAX_STREAMS`): beyond the cap a stream is refused with 429 and
 //! the page polls instead.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -82,10 +89,13 @@ pub struct Live {
     inner: Arc<Inner>,
 }
 
+/// Cases whose latest heard event the listener remembers.
+pub const HEARD_CASES: usize = 4096;
+
 struct Inner {
     store: Store,
     render: Render,
-    watches: Mutex<HashMap<Uuid, Arc<Watch>>>,
+    watches: Mutex<Watches>,
     /// Open streams (the cap).
     streams: Arc<Semaphore>,
     max_streams: usize,
@@ -100,6 +110,80 @@ struct Inner {
 struct Watch {
     tx: watch::Sender<Option<Arc<Snapshot>>>,
     poke: Notify,
+}
+
+/// The watches, and what the listener heard (one lock: a watch registered after a state was read
+/// either sees a signal recorded before, or is poked by one heard after).
+struct Watches {
+    by_case: HashMap<Uuid, Arc<Watch>>,
+    /// The latest state-changing event heard per case (at most [`HEARD_CASES`] cases), with
+    /// the number of the hearing that last touched it.
+    heard: HashMap<Uuid, (i64, u64)>,
+    /// Hearings in order (case, number), for forgetting the oldest case; a case heard again
+    /// leaves an outdated entry here, skipped when it comes up.
+    heard_order: VecDeque<(Uuid, u64)>,
+    hearings: u64,
+    /// Events with ids up to this one may have gone unheard (forgotten, or sent while not
+    /// listening); `i64::MAX` until the listener listens.
+    unheard_up_to: i64,
+}
+
+impl Watches {
+    fn new() -> Self {
+        Self {
+            by_case: HashMap::new(),
+            heard: HashMap::new(),
+            heard_order: VecDeque::new(),
+            hearings: 0,
+            unheard_up_to: i64::MAX,
+        }
+    }
+
+    fn record(&mut self, case_id: Uuid, event_id: i64) {
+        self.hearings += 1;
+        let entry = self.heard.entry(case_id).or_insert((event_id, 0));
+        *entry = (entry.0.max(event_id), self.hearings);
+        self.heard_order.push_back((case_id, self.hearings));
+        while self.heard.len() > HEARD_CASES {
+            let Some((oldest, hearing)) = self.heard_order.pop_front() else {
+                break;
+            };
+            if let Some(&(id, last)) = self.heard.get(&oldest)
+                && last == hearing
+            {
+                self.heard.remove(&oldest);
+                self.unheard_up_to = self.unheard_up_to.max(id);
+            }
+        }
+        // Outdated entries at the front go as soon as they are reached; should a busy case pile
+        // them up behind a quiet one, the order is rebuilt from the live entries.
+        while let Some(&(case, hearing)) = self.heard_order.front()
+            && self
+                .heard
+                .get(&case)
+                .is_none_or(|&(_, last)| last != hearing)
+        {
+            self.heard_order.pop_front();
+        }
+        if self.heard_order.len() > 4 * HEARD_CASES {
+            let mut live: Vec<(Uuid, u64)> = self
+                .heard
+                .iter()
+                .map(|(&case, &(_, h))| (case, h))
+                .collect();
+            live.sort_unstable_by_key(|&(_, h)| h);
+            self.heard_order = live.into();
+        }
+    }
+
+    /// Whether a case's state of `version` cannot have missed a change.
+    fn is_fresh(&self, case_id: Uuid, version: i64) -> bool {
+        self.unheard_up_to <= version
+            && self
+                .heard
+                .get(&case_id)
+                .is_none_or(|&(id, _)| id <= version)
+    }
 }
 
 /// A stream's place under the cap, and its share of the `mole_sse_streams` gauge; released when
@@ -129,7 +213,7 @@ impl Live {
             inner: Arc::new(Inner {
                 store,
                 render,
-                watches: Mutex::new(HashMap::new()),
+                watches: Mutex::new(Watches::new()),
                 streams: Arc::new(Semaphore::new(max_streams)),
                 max_streams,
                 reads: Semaphore::new(max_reads.max(1)),
@@ -154,7 +238,7 @@ impl Live {
 
     /// Cases watched now (one watch per case, however many streams follow it).
     pub fn watched_cases(&self) -> usize {
-        self.inner.watches.lock().expect("watch map").len()
+        self.inner.watches.lock().expect("watch map").by_case.len()
     }
 
     /// Database reads the watches made so far (each is one statement).
@@ -164,31 +248,69 @@ impl Live {
 
     /// Follows a case: a receiver of its snapshots (the latest one at once, once read).
     pub fn follow(&self, id: Uuid) -> watch::Receiver<Option<Arc<Snapshot>>> {
+        self.follow_inner(id, None)
+    }
+
+    /// Follows a case whose state was just read: a new watch starts from it instead of reading
+    /// the case again, when no change can have been missed since (see the module's notes).
+    pub fn follow_from(&self, state: &CaseState) -> watch::Receiver<Option<Arc<Snapshot>>> {
+        self.follow_inner(state.case.id, Some(state))
+    }
+
+    fn follow_inner(
+        &self,
+        id: Uuid,
+        state: Option<&CaseState>,
+    ) -> watch::Receiver<Option<Arc<Snapshot>>> {
         let mut watches = self.inner.watches.lock().expect("watch map");
-        if let Some(w) = watches.get(&id) {
+        if let Some(w) = watches.by_case.get(&id) {
             return w.tx.subscribe();
         }
-        let (tx, rx) = watch::channel(None);
+        let seed = state
+            .filter(|s| watches.is_fresh(id, s.version))
+            .map(|s| Arc::new((self.inner.render)(s)));
+        let read_first = seed.is_none();
+        let (tx, rx) = watch::channel(seed);
         let w = Arc::new(Watch {
             tx,
             poke: Notify::new(),
         });
-        watches.insert(id, w.clone());
+        watches.by_case.insert(id, w.clone());
         let span = tracing::info_span!("watch", case_id = %id);
-        tokio::spawn(self.clone().run_watch(id, w).instrument(span));
+        tokio::spawn(self.clone().run_watch(id, w, read_first).instrument(span));
         rx
     }
 
-    /// Tells a case's watch (if any) that the case changed.
-    pub fn poke(&self, id: Uuid) {
-        if let Some(w) = self.inner.watches.lock().expect("watch map").get(&id) {
+    /// What the listener heard: records the event and pokes the case's watch.
+    fn heard(&self, signal: &CaseSignal) {
+        let mut watches = self.inner.watches.lock().expect("watch map");
+        // A view changes no state (the version ignores views).
+        if signal.kind != "viewed" {
+            watches.record(signal.case_id, signal.event_id);
+        }
+        if let Some(w) = watches.by_case.get(&signal.case_id) {
             w.poke.notify_one();
         }
     }
 
+    /// Whether events up to `up_to` may have gone unheard (`i64::MAX`: anything may have).
+    fn set_unheard_up_to(&self, up_to: i64) {
+        let mut watches = self.inner.watches.lock().expect("watch map");
+        watches.heard.clear();
+        watches.heard_order.clear();
+        watches.unheard_up_to = up_to;
+    }
+
     /// Tells every watch to read again (signals may have been missed).
     pub fn poke_all(&self) {
-        for w in self.inner.watches.lock().expect("watch map").values() {
+        for w in self
+            .inner
+            .watches
+            .lock()
+            .expect("watch map")
+            .by_case
+            .values()
+        {
             w.poke.notify_one();
         }
     }
@@ -210,9 +332,14 @@ impl Live {
         }
     }
 
-    async fn run_watch(self, id: Uuid, w: Arc<Watch>) {
+    async fn run_watch(self, id: Uuid, w: Arc<Watch>, read_first: bool) {
+        let mut read = read_first;
+        if !read && w.tx.borrow().as_ref().is_some_and(|s| s.terminal) {
+            self.remove(id, &w, true);
+            return;
+        }
         loop {
-            if let Some(snapshot) = self.read(id).await {
+            if read && let Some(snapshot) = self.read(id).await {
                 let changed = match &*w.tx.borrow() {
                     Some(old) => old.version != snapshot.version,
                     None => true,
@@ -227,6 +354,7 @@ impl Live {
                     return;
                 }
             }
+            read = true;
             tokio::select! {
                 _ = self.inner.shutdown.cancelled() => {
                     self.remove(id, &w, true);
@@ -252,10 +380,11 @@ impl Live {
             return false;
         }
         if watches
+            .by_case
             .get(&id)
             .is_some_and(|current| Arc::ptr_eq(current, w))
         {
-            watches.remove(&id);
+            watches.by_case.remove(&id);
         }
         true
     }
@@ -285,6 +414,16 @@ impl Live {
                     continue;
                 }
             };
+            // Listening now: every event committed from here on is heard. Those committed
+            // before (while we were not listening) have ids up to the latest one now; until that
+            // is known, nothing heard can vouch for a state.
+            match self.inner.store.latest_event_id().await {
+                Ok(latest) => self.set_unheard_up_to(latest),
+                Err(e) => {
+                    warn!(error = %e, "cannot read the latest case event; streams read first");
+                    self.set_unheard_up_to(i64::MAX);
+                }
+            }
             // Whatever happened while we were not listening, watches must look again.
             self.poke_all();
             loop {
@@ -296,21 +435,95 @@ impl Live {
                     Ok(Some(notification)) => match CaseSignal::parse(notification.payload()) {
                         Some(signal) => {
                             debug!(case_id = %signal.case_id, kind = %signal.kind, "case event");
-                            self.poke(signal.case_id);
+                            self.heard(&signal);
                         }
                         None => warn!(payload = notification.payload(), "unreadable case event"),
                     },
                     Ok(None) => {
                         // Reconnect explicitly, so the watches read again once we listen again.
                         warn!("LISTEN connection lost; reconnecting");
+                        self.set_unheard_up_to(i64::MAX);
                         break;
                     }
                     Err(e) => {
                         warn!(error = %e, "LISTEN failed; reconnecting");
+                        self.set_unheard_up_to(i64::MAX);
                         break;
                     }
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nothing_vouches_for_a_state_before_the_listener_listens() {
+        let w = Watches::new();
+        assert!(!w.is_fresh(Uuid::new_v4(), 1_000_000));
+    }
+
+    #[test]
+    fn a_state_is_fresh_unless_a_newer_event_of_its_case_was_or_may_have_been_heard() {
+        let mut w = Watches::new();
+        w.unheard_up_to = 10;
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        assert!(w.is_fresh(a, 12));
+        // An event up to 10 may have gone unheard while not listening.
+        assert!(!w.is_fresh(a, 9));
+        w.record(a, 15);
+        assert!(!w.is_fresh(a, 12), "a newer event of the case was heard");
+        assert!(w.is_fresh(a, 15));
+        assert!(
+            w.is_fresh(b, 12),
+            "another case's event says nothing of this one"
+        );
+        w.record(a, 14);
+        assert!(!w.is_fresh(a, 14), "the latest heard counts, not the last");
+    }
+
+    #[test]
+    fn a_forgotten_case_makes_older_states_unsure() {
+        let mut w = Watches::new();
+        w.unheard_up_to = 0;
+        let first = Uuid::new_v4();
+        w.record(first, 100);
+        for i in 0..HEARD_CASES as i64 {
+            w.record(Uuid::new_v4(), 101 + i);
+        }
+        assert!(w.heard.len() <= HEARD_CASES);
+        assert!(
+            !w.heard.contains_key(&first),
+            "the oldest case is forgotten"
+        );
+        assert_eq!(w.unheard_up_to, 100);
+        assert!(
+            !w.is_fresh(first, 99),
+            "its event 100 may be newer than the state"
+        );
+        assert!(w.is_fresh(first, 100));
+        // A case heard again is not forgotten for its first hearing.
+        let mut w = Watches::new();
+        w.unheard_up_to = 0;
+        let again = Uuid::new_v4();
+        w.record(again, 1);
+        w.record(Uuid::new_v4(), 2);
+        w.record(again, 3);
+        for i in 0..(HEARD_CASES as i64 - 2) {
+            w.record(Uuid::new_v4(), 4 + i);
+        }
+        assert_eq!(w.heard.get(&again).map(|h| h.0), Some(3));
+        // A busy case behind a quiet one does not grow the order without bound.
+        let mut w = Watches::new();
+        let (quiet, busy) = (Uuid::new_v4(), Uuid::new_v4());
+        w.record(quiet, 1);
+        for i in 0..(10 * HEARD_CASES as i64) {
+            w.record(busy, 2 + i);
+        }
+        assert!(w.heard_order.len() <= 4 * HEARD_CASES + 1);
+        assert_eq!(w.heard.get(&quiet).map(|h| h.0), Some(1));
     }
 }
