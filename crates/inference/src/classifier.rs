@@ -193,6 +193,20 @@ pub struct PhotoSignals {
     pub sharpness: f32,
 }
 
+/// An occlusion map being drawn: P(malignant) of the copies run so far (the view first), so that
+/// an interrupted map goes on where it stopped ([`Classifier::occlusion_while`]).
+#[derive(Debug, Clone, Default)]
+pub struct MapProgress {
+    p_malignant: Vec<f32>,
+}
+
+impl MapProgress {
+    /// Copies of the image run so far.
+    pub fn rows_done(&self) -> usize {
+        self.p_malignant.len()
+    }
+}
+
 /// What the model looked at: how much covering each cell of a grid laid over the model's view
 /// changes P(malignant) (occlusion sensitivity, Zeiler & Fergus 2014).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -463,18 +477,21 @@ impl Classifier {
         grid: usize,
     ) -> Result<OcclusionMap, InferenceError> {
         let all = self.config.max_batch;
-        self.occlusion_while(image, grid, all, || true)
+        self.occlusion_while(image, grid, all, &mut MapProgress::default(), || true)
             .map(|map| map.expect("never interrupted"))
     }
 
     /// The occlusion map run `chunk_rows` copies at a time, asking `keep_going` before each
-    /// chunk: `Ok(None)` when it says no (the work so far is dropped). A worker draws maps only
-    /// while no verdict waits; small chunks let a new verdict in within one chunk's time.
+    /// chunk: `Ok(None)` when it says no. What was run so far stays in `progress`, and a later
+    /// call with the same `progress` (same image and grid) goes on from there: a worker draws maps
+    /// only while no verdict waits, and small chunks let a new verdict in within one chunk's time
+    /// without losing the chunks already run. Only the copies of the chunk at hand are built.
     pub fn occlusion_while(
         &self,
         image: &Preprocessed,
         grid: usize,
         chunk_rows: usize,
+        progress: &mut MapProgress,
         mut keep_going: impl FnMut() -> bool,
     ) -> Result<Option<OcclusionMap>, InferenceError> {
         let size = self.card.input_size() as usize;
@@ -487,41 +504,57 @@ impl Classifier {
                 ),
             });
         }
+        let rows = grid * grid + 1;
+        if progress.p_malignant.len() > rows {
+            return Err(InferenceError::InvalidBatch {
+                reason: format!(
+                    "a map in progress with {} of {rows} copies",
+                    progress.p_malignant.len()
+                ),
+            });
+        }
         let mean: Vec<f32> = image
             .tensor
             .chunks(plane)
             .map(|c| c.iter().sum::<f32>() / plane as f32)
             .collect();
-        let rows = grid * grid + 1;
-        let mut input = Vec::with_capacity(rows * 3 * plane);
-        input.extend_from_slice(&image.tensor);
         let edge = |i: usize| i * size / grid;
-        for r in 0..grid {
-            for c in 0..grid {
-                let start = input.len();
-                input.extend_from_slice(&image.tensor);
-                let copy = &mut input[start..];
-                for (ch, m) in mean.iter().enumerate() {
-                    for y in edge(r)..edge(r + 1) {
-                        let row = ch * plane + y * size;
-                        copy[row + edge(c)..row + edge(c + 1)].fill(*m);
-                    }
+        // Copy 0 is the view; copy 1 + r·grid + c has cell (r, c) covered.
+        let push_copy = |input: &mut Vec<f32>, copy_index: usize| {
+            let start = input.len();
+            input.extend_from_slice(&image.tensor);
+            if copy_index == 0 {
+                return;
+            }
+            let (r, c) = ((copy_index - 1) / grid, (copy_index - 1) % grid);
+            let copy = &mut input[start..];
+            for (ch, m) in mean.iter().enumerate() {
+                for y in edge(r)..edge(r + 1) {
+                    let row = ch * plane + y * size;
+                    copy[row + edge(c)..row + edge(c + 1)].fill(*m);
                 }
             }
-        }
+        };
         let classes = self.card.num_classes();
-        let per_image = 3 * plane;
-        let mut p_malignant = Vec::with_capacity(rows);
-        for chunk in input.chunks(chunk_rows.clamp(1, self.config.max_batch) * per_image) {
+        let chunk_rows = chunk_rows.clamp(1, self.config.max_batch);
+        let mut input = Vec::with_capacity(chunk_rows * 3 * plane);
+        while progress.p_malignant.len() < rows {
             if !keep_going() {
                 return Ok(None);
             }
-            let out = self.run_rows(chunk, chunk.len() / per_image)?;
+            let first = progress.p_malignant.len();
+            let count = chunk_rows.min(rows - first);
+            input.clear();
+            for i in first..first + count {
+                push_copy(&mut input, i);
+            }
+            let out = self.run_rows(&input, count)?;
             for row in out.chunks(self.row_width()) {
                 let p = calibrated_softmax(&row[..classes], self.card.temperature);
-                p_malignant.push(self.p_malignant(&p));
+                progress.p_malignant.push(self.p_malignant(&p));
             }
         }
+        let p_malignant = &progress.p_malignant;
         let base = p_malignant[0];
         let (w, h) = (image.width.max(1) as f32, image.height.max(1) as f32);
         let side = w.min(h);

@@ -34,8 +34,8 @@ pub use card::{ModelCard, RefusalSpec};
 /// workspace root (where `mole` runs from).
 pub const DEFAULT_CARD: &str = "models/mole-v2.card.json";
 pub use classifier::{
-    Classifier, ClassifierConfig, OcclusionMap, PhotoSignals, Prediction, Preprocessed,
-    RefusalReason, Verdict, calibrated_softmax,
+    Classifier, ClassifierConfig, MapProgress, OcclusionMap, PhotoSignals, Prediction,
+    Preprocessed, RefusalReason, Verdict, calibrated_softmax,
 };
 pub use decode::{DecodeLimits, decode_image, sniff_format};
 pub use error::InferenceError;

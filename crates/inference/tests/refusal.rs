@@ -4,7 +4,8 @@ mod common;
 
 use image::{Rgb, RgbImage};
 use mole_inference::{
-    Classifier, ClassifierConfig, InferenceError, ModelCard, RefusalReason, decode_image,
+    Classifier, ClassifierConfig, InferenceError, MapProgress, ModelCard, RefusalReason,
+    decode_image,
 };
 
 fn classifier() -> Classifier {
@@ -160,31 +161,48 @@ fn the_occlusion_map_covers_the_model_view_and_finds_the_lesion() {
 }
 
 #[test]
-fn an_occlusion_map_run_in_small_chunks_is_the_same_map_and_stops_when_told() {
+fn an_occlusion_map_run_in_small_chunks_is_the_same_map_and_goes_on_where_it_stopped() {
     let c = classifier();
     let p = c.preprocess_image(lesion("ISIC_0025314.jpg"));
     let whole = c.occlusion(&p, 3).unwrap();
+    let same = |map: &mole_inference::OcclusionMap| {
+        assert_eq!(map.cells.len(), whole.cells.len());
+        assert!((map.base - whole.base).abs() < 1e-4);
+        for (a, b) in map.cells.iter().zip(&whole.cells) {
+            assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+        }
+    };
     let mut chunks = 0;
     let chunked = c
-        .occlusion_while(&p, 3, 2, || {
+        .occlusion_while(&p, 3, 2, &mut MapProgress::default(), || {
             chunks += 1;
             true
         })
         .unwrap()
         .expect("never told to stop");
     assert_eq!(chunks, 5, "10 copies, 2 at a time");
-    assert_eq!(chunked.cells.len(), whole.cells.len());
-    for (a, b) in chunked.cells.iter().zip(&whole.cells) {
-        assert!((a - b).abs() < 1e-4, "{a} vs {b}");
-    }
-    // Told to stop before the third chunk: no map, and no more forward passes.
+    same(&chunked);
+    // Told to stop before the third chunk: no map yet, no more forward passes, 4 copies kept.
+    let mut progress = MapProgress::default();
     let mut asked = 0;
     let stopped = c
-        .occlusion_while(&p, 3, 2, || {
+        .occlusion_while(&p, 3, 2, &mut progress, || {
             asked += 1;
             asked <= 2
         })
         .unwrap();
     assert!(stopped.is_none());
     assert_eq!(asked, 3);
+    assert_eq!(progress.rows_done(), 4);
+    // Asked again, it runs only the 6 copies left (3 chunks) and gives the same map.
+    let mut asked = 0;
+    let resumed = c
+        .occlusion_while(&p, 3, 2, &mut progress, || {
+            asked += 1;
+            true
+        })
+        .unwrap()
+        .expect("not told to stop");
+    assert_eq!(asked, 3, "the 4 copies already run are not run again");
+    same(&resumed);
 }

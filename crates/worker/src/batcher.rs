@@ -7,11 +7,13 @@
 //! then answers every job of the batch.
 //!
 //! Occlusion maps (what the model looked at) are asked for after a case's verdict is written and
-//! run only when no case waits for a verdict: a map is `grid² + 1` copies of the view, run
-//! [`MAP_CHUNK_ROWS`] at a time, and it stops as soon as anything is asked of the model, so a map
-//! delays a verdict by at most one small chunk (it is drawn again from the start later). At most
-//! [`MAP_BACKLOG`] maps wait; beyond that the oldest is dropped (the case keeps its verdict
-//! without a map).
+//! run only once the model has had no verdict to run for [`MAP_IDLE`]: a map is `grid² + 1` copies
+//! of the view, run [`MAP_CHUNK_ROWS`] at a time, and it pauses as soon as anything is asked of the
+//! model, so a map delays a verdict by at most one small chunk; it goes on where it paused at the
+//! next idle moment. Under load (verdicts closer together than [`MAP_IDLE`]) no map runs, so maps
+//! never take CPU from verdicts, nor from the web process, the database or other workers on the
+//! same machine. At most [`MAP_BACKLOG`] maps wait; beyond that the oldest is dropped (the case
+//! keeps its verdict without a map).
 
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -20,7 +22,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use mole_inference::{Classifier, InferenceError, OcclusionMap, Prediction, Preprocessed};
+use mole_inference::{
+    Classifier, InferenceError, MapProgress, OcclusionMap, Prediction, Preprocessed,
+};
 use mole_storage::{
     Analysis, ClassProbability, Completion, CompletionOutcome, NewPrediction, NewRefusal, Store,
 };
@@ -45,6 +49,9 @@ const MAP_CHUNK_ROWS: usize = 2;
 
 /// Occlusion maps waiting for an idle model, at most.
 pub const MAP_BACKLOG: usize = 64;
+
+/// How long the model must have had no verdict to run before a map starts or goes on.
+pub const MAP_IDLE: Duration = Duration::from_millis(250);
 
 /// A done case whose occlusion map is wanted.
 #[derive(Debug)]
@@ -164,9 +171,13 @@ impl Batcher {
         let max_batch = config.max_batch;
         let grid = config.occlusion_grid;
         let model_classifier = classifier.clone();
+        // The inference thread waits on the channel with a timeout through the runtime's timers.
+        let runtime = tokio::runtime::Handle::current();
         let thread = thread::Builder::new()
             .name("mole-inference".to_owned())
-            .spawn(move || inference_loop(model_classifier, rx, done_tx, max_batch, grid))?;
+            .spawn(move || {
+                inference_loop(model_classifier, rx, done_tx, max_batch, grid, runtime)
+            })?;
         let writer = tokio::spawn(write_loop(classifier, store, config.worker_name, done_rx));
         Ok((Self { tx }, BatcherTasks { thread, writer }))
     }
@@ -204,28 +215,51 @@ fn inference_loop(
     done: mpsc::Sender<Done>,
     max_batch: usize,
     grid: usize,
+    runtime: tokio::runtime::Handle,
 ) {
-    let mut maps: VecDeque<MapItem> = VecDeque::new();
+    let mut maps: VecDeque<(MapItem, MapProgress)> = VecDeque::new();
+    // When the model last ran verdicts (maps wait until it has been idle for MAP_IDLE).
+    let mut last_verdicts = Instant::now();
     loop {
         let first = match rx.try_recv() {
             Ok(m) => m,
             Err(TryRecvError::Disconnected) => break,
+            Err(TryRecvError::Empty) if maps.is_empty() => match rx.blocking_recv() {
+                Some(m) => m,
+                None => break,
+            },
             Err(TryRecvError::Empty) => {
-                // Nothing waits for a verdict: draw a map, if one is wanted.
-                if let Some(item) = maps.pop_front() {
+                let idle = last_verdicts.elapsed();
+                if idle < MAP_IDLE {
+                    // Not idle long enough for a map: wait for work or the rest of the while.
+                    // (The timer is made inside the runtime: built out here it would panic.)
+                    let wait = runtime
+                        .block_on(async { tokio::time::timeout(MAP_IDLE - idle, rx.recv()).await });
+                    match wait {
+                        Ok(Some(m)) => m,
+                        Ok(None) => break,
+                        Err(_) => continue,
+                    }
+                } else {
+                    let (item, mut progress) = maps.pop_front().expect("a map waits");
                     let clock = Instant::now();
-                    // A few copies at a time, stopping as soon as a verdict is asked for: a map
+                    // A few copies at a time, pausing as soon as a verdict is asked for: a map
                     // never holds a new case back by more than one small chunk.
                     let drawn = guarded(|| {
-                        classifier
-                            .occlusion_while(&item.image, grid, MAP_CHUNK_ROWS, || rx.is_empty())
+                        classifier.occlusion_while(
+                            &item.image,
+                            grid,
+                            MAP_CHUNK_ROWS,
+                            &mut progress,
+                            || rx.is_empty(),
+                        )
                     });
                     let result = match drawn {
                         Ok(Some(map)) => Ok(map),
                         Ok(None) => {
-                            // Interrupted: drawn again from the start once the model is idle.
+                            // Paused: it goes on from here at the next idle moment.
                             metrics::counter!("mole_occlusion_interrupted_total").increment(1);
-                            maps.push_front(item);
+                            maps.push_front((item, progress));
                             continue;
                         }
                         Err(e) => Err(e.to_string()),
@@ -242,10 +276,6 @@ fn inference_loop(
                         break;
                     }
                     continue;
-                }
-                match rx.blocking_recv() {
-                    Some(m) => m,
-                    None => break,
                 }
             }
         };
@@ -266,7 +296,7 @@ fn inference_loop(
                     maps.pop_front();
                     metrics::counter!("mole_occlusion_dropped_total").increment(1);
                 }
-                maps.push_back(item);
+                maps.push_back((item, MapProgress::default()));
             }
         };
         take(first, &mut items, &mut images);
@@ -291,6 +321,7 @@ fn inference_loop(
         let clock = Instant::now();
         let result = guarded(|| classifier.predict(&images)).map_err(|e| e.to_string());
         let elapsed = clock.elapsed();
+        last_verdicts = Instant::now();
         metrics::histogram!("mole_batch_size").record(items.len() as f64);
         metrics::histogram!("mole_inference_seconds").record(elapsed.as_secs_f64());
         debug!(
