@@ -246,6 +246,97 @@ async fn case_for_update(
     .await?)
 }
 
+/// Completes one claimed case (see [`Store::complete_batch`]).
+async fn complete_one(
+    conn: &mut PgConnection,
+    c: &Completion,
+) -> Result<CompletionOutcome, StorageError> {
+    let status = match &c.analysis {
+        Analysis::Diagnosis(_) => CaseStatus::Done,
+        Analysis::Refusal(_) => CaseStatus::Refused,
+    };
+    let actor = Actor::worker(&c.worker);
+    // One statement per case: the case's final state, its prediction (or refusal) and
+    // its event, each written only when the update matched (the claim is still ours).
+    let (kind, detail, sql) = match &c.analysis {
+        Analysis::Diagnosis(p) => (
+            EventKind::Completed,
+            json!({
+                "verdict": p.verdict,
+                "p_malignant": p.p_malignant,
+                "top_class": p.top_class,
+                "model_version": p.model_version,
+                "batch_size": c.batch_size,
+                "queue_ms": c.queue_ms,
+                "inference_ms": c.inference_ms,
+            }),
+            completion_sql!(
+                "predictions AS ( \
+                        INSERT INTO predictions (case_id, model_version, verdict, \
+                        p_malignant, threshold, top_class, classes) \
+                        SELECT id, $2, $10, $11, $12, $13, $14 FROM u \
+                        ON CONFLICT (case_id) DO NOTHING)",
+                "$15"
+            ),
+        ),
+        Analysis::Refusal(r) => (
+            EventKind::Refused,
+            json!({
+                "reason": r.reason,
+                "model_version": r.model_version,
+                "batch_size": c.batch_size,
+                "queue_ms": c.queue_ms,
+                "inference_ms": c.inference_ms,
+            }),
+            completion_sql!(
+                "refusals AS ( \
+                        INSERT INTO refusals (case_id, model_version, reason, detail) \
+                        SELECT id, $2, $10, $11 FROM u ON CONFLICT (case_id) DO NOTHING)",
+                "$12"
+            ),
+        ),
+    };
+    let query = sqlx::query_scalar::<_, String>(sql)
+        .bind(c.case_id)
+        .bind(c.analysis.model_version())
+        .bind(c.queue_ms)
+        .bind(c.inference_ms)
+        .bind(c.batch_size)
+        .bind(&c.worker)
+        .bind(status.as_str())
+        .bind(kind.as_str())
+        .bind(actor.as_str());
+    let query = match &c.analysis {
+        Analysis::Diagnosis(p) => query
+            .bind(&p.verdict)
+            .bind(p.p_malignant)
+            .bind(p.threshold)
+            .bind(&p.top_class)
+            .bind(sqlx::types::Json(&p.classes)),
+        Analysis::Refusal(r) => query.bind(&r.reason).bind(&r.detail),
+    };
+    let updated: Option<String> = query
+        .bind(sqlx::types::Json(detail))
+        .fetch_optional(&mut *conn)
+        .await?;
+    if updated.is_none() {
+        // Why not: finished or deleted (a duplicate job), or the claim is someone else's.
+        let live: Option<bool> = sqlx::query_scalar(
+            "SELECT status IN ('queued', 'processing') AND deleted_at IS NULL \
+                 FROM cases WHERE id = $1",
+        )
+        .bind(c.case_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        return Ok(if live == Some(true) {
+            CompletionOutcome::Stale
+        } else {
+            CompletionOutcome::Skipped
+        });
+    }
+    Ok(CompletionOutcome::Completed)
+}
+
 impl Store {
     /// Stores an upload as a new case, ready for the queue: the case (its job counted as pushed:
     /// `enqueued_at`, `enqueue_count` 1), its image and its `created` and `queued` events, in
@@ -729,7 +820,8 @@ impl Store {
         })
     }
 
-    /// Writes a batch of results in one transaction.
+    /// Writes a batch of results: one statement per case, in one transaction when the batch has
+    /// several cases (a lone case's statement is its own transaction).
     ///
     /// Only the claim's own worker may complete a case: a completion from a worker that no
     /// longer holds the claim (its lease ran out and the case was queued again or claimed by
@@ -741,94 +833,14 @@ impl Store {
         &self,
         completions: &[Completion],
     ) -> Result<Vec<CompletionOutcome>, StorageError> {
+        if let [one] = completions {
+            let mut conn = self.pool.acquire().await?;
+            return Ok(vec![complete_one(&mut conn, one).await?]);
+        }
         let mut tx = self.pool.begin().await?;
         let mut outcomes = Vec::with_capacity(completions.len());
         for c in completions {
-            let status = match &c.analysis {
-                Analysis::Diagnosis(_) => CaseStatus::Done,
-                Analysis::Refusal(_) => CaseStatus::Refused,
-            };
-            let actor = Actor::worker(&c.worker);
-            // One statement per case: the case's final state, its prediction (or refusal) and
-            // its event, each written only when the update matched (the claim is still ours).
-            let (kind, detail, sql) = match &c.analysis {
-                Analysis::Diagnosis(p) => (
-                    EventKind::Completed,
-                    json!({
-                        "verdict": p.verdict,
-                        "p_malignant": p.p_malignant,
-                        "top_class": p.top_class,
-                        "model_version": p.model_version,
-                        "batch_size": c.batch_size,
-                        "queue_ms": c.queue_ms,
-                        "inference_ms": c.inference_ms,
-                    }),
-                    completion_sql!(
-                        "predictions AS ( \
-                            INSERT INTO predictions (case_id, model_version, verdict, \
-                            p_malignant, threshold, top_class, classes) \
-                            SELECT id, $2, $10, $11, $12, $13, $14 FROM u \
-                            ON CONFLICT (case_id) DO NOTHING)",
-                        "$15"
-                    ),
-                ),
-                Analysis::Refusal(r) => (
-                    EventKind::Refused,
-                    json!({
-                        "reason": r.reason,
-                        "model_version": r.model_version,
-                        "batch_size": c.batch_size,
-                        "queue_ms": c.queue_ms,
-                        "inference_ms": c.inference_ms,
-                    }),
-                    completion_sql!(
-                        "refusals AS ( \
-                            INSERT INTO refusals (case_id, model_version, reason, detail) \
-                            SELECT id, $2, $10, $11 FROM u ON CONFLICT (case_id) DO NOTHING)",
-                        "$12"
-                    ),
-                ),
-            };
-            let query = sqlx::query_scalar::<_, String>(sql)
-                .bind(c.case_id)
-                .bind(c.analysis.model_version())
-                .bind(c.queue_ms)
-                .bind(c.inference_ms)
-                .bind(c.batch_size)
-                .bind(&c.worker)
-                .bind(status.as_str())
-                .bind(kind.as_str())
-                .bind(actor.as_str());
-            let query = match &c.analysis {
-                Analysis::Diagnosis(p) => query
-                    .bind(&p.verdict)
-                    .bind(p.p_malignant)
-                    .bind(p.threshold)
-                    .bind(&p.top_class)
-                    .bind(sqlx::types::Json(&p.classes)),
-                Analysis::Refusal(r) => query.bind(&r.reason).bind(&r.detail),
-            };
-            let updated: Option<String> = query
-                .bind(sqlx::types::Json(detail))
-                .fetch_optional(&mut *tx)
-                .await?;
-            if updated.is_none() {
-                // Why not: finished or deleted (a duplicate job), or the claim is someone else's.
-                let live: Option<bool> = sqlx::query_scalar(
-                    "SELECT status IN ('queued', 'processing') AND deleted_at IS NULL \
-                     FROM cases WHERE id = $1",
-                )
-                .bind(c.case_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                outcomes.push(if live == Some(true) {
-                    CompletionOutcome::Stale
-                } else {
-                    CompletionOutcome::Skipped
-                });
-                continue;
-            }
-            outcomes.push(CompletionOutcome::Completed);
+            outcomes.push(complete_one(&mut tx, c).await?);
         }
         tx.commit().await?;
         Ok(outcomes)
