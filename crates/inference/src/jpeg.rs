@@ -1083,9 +1083,21 @@ fn limit(x: i32) -> u8 {
 // ---------------------------------------------------------------------------------------------
 // Driver
 
+/// Pixels above which the sample stages (IDCT, upsampling, colour conversion) run on several
+/// threads: a phone photo, not a 200×150 dermatoscope photo.
+const PARALLEL_PIXELS: usize = 2_000_000;
+
 /// Decodes a JPEG to RGB8 exactly as libjpeg-turbo (and so Pillow) would, or says why it cannot.
-/// `max_alloc` bounds the decoder's working memory in bytes.
+/// `max_alloc` bounds the decoder's working memory in bytes. Large images run the per-sample
+/// stages on up to 4 threads (components side by side, then bands of rows); the entropy decoding
+/// stays on one. Every sample is computed exactly as on one thread.
 pub fn decode_rgb(data: &[u8], max_alloc: u64) -> Result<RgbImage> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    decode_rgb_on(data, max_alloc, threads)
+}
+
+/// [`decode_rgb`] on at most `threads` threads.
+fn decode_rgb_on(data: &[u8], max_alloc: u64, threads: usize) -> Result<RgbImage> {
     if data.get(..2) != Some(&[0xFF, 0xD8]) {
         return corrupt("no SOI marker");
     }
@@ -1161,39 +1173,62 @@ pub fn decode_rgb(data: &[u8], max_alloc: u64) -> Result<RgbImage> {
         return corrupt("a component has no scan");
     }
     let (w, h) = (frame.width, frame.height);
-    let planes: Vec<Plane> = frame
-        .comps
-        .iter()
-        .map(|c| {
-            let plane = component_plane(c);
-            upsample(&plane, frame.hmax / c.h, frame.vmax / c.v)
-        })
-        .collect();
-    let mut rgb = vec![0u8; w * h * 3];
-    if planes.len() == 1 {
-        for y in 0..h {
-            let src = &planes[0].row(y)[..w];
-            for (px, &v) in rgb[y * w * 3..(y + 1) * w * 3].chunks_exact_mut(3).zip(src) {
-                px.fill(v);
-            }
-        }
+    let threads = if w * h >= PARALLEL_PIXELS {
+        threads.max(1)
     } else {
-        // libjpeg's default_decompress_parms: JFIF → YCbCr; Adobe transform 0 → RGB;
-        // otherwise component ids 'R','G','B' → RGB; anything else → YCbCr.
-        let ids: Vec<u8> = frame.comps.iter().map(|c| c.id).collect();
-        let is_rgb = !d.saw_jfif
-            && match d.adobe_transform {
-                Some(t) => t == 0,
-                None => ids == [b'R', b'G', b'B'],
-            };
-        let tables = YccTables::new();
-        for y in 0..h {
+        1
+    };
+    let full_size = |c: &Component| {
+        let plane = component_plane(c);
+        let (hf, vf) = (frame.hmax / c.h, frame.vmax / c.v);
+        if (hf, vf) == (1, 1) {
+            // Already full size: its rows are read in place (no copy).
+            plane
+        } else {
+            upsample(&plane, hf, vf)
+        }
+    };
+    let planes: Vec<Plane> = if threads > 1 && frame.comps.len() > 1 {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = frame
+                .comps
+                .iter()
+                .map(|c| scope.spawn(move || full_size(c)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|t| t.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        })
+    } else {
+        frame.comps.iter().map(full_size).collect()
+    };
+    let mut rgb = vec![0u8; w * h * 3];
+    // libjpeg's default_decompress_parms: JFIF → YCbCr; Adobe transform 0 → RGB;
+    // otherwise component ids 'R','G','B' → RGB; anything else → YCbCr.
+    let ids: Vec<u8> = frame.comps.iter().map(|c| c.id).collect();
+    let is_rgb = !d.saw_jfif
+        && match d.adobe_transform {
+            Some(t) => t == 0,
+            None => ids == [b'R', b'G', b'B'],
+        };
+    let tables = YccTables::new();
+    // Rows `y0..` of the image into `band` (whole rows of RGB).
+    let convert = |y0: usize, band: &mut [u8]| {
+        for (dy, dst) in band.chunks_exact_mut(w * 3).enumerate() {
+            let y = y0 + dy;
+            if planes.len() == 1 {
+                let src = &planes[0].row(y)[..w];
+                for (px, &v) in dst.chunks_exact_mut(3).zip(src) {
+                    px.fill(v);
+                }
+                continue;
+            }
             let (p0, p1, p2) = (
                 &planes[0].row(y)[..w],
                 &planes[1].row(y)[..w],
                 &planes[2].row(y)[..w],
             );
-            let dst = &mut rgb[y * w * 3..(y + 1) * w * 3];
             for (x, px) in dst.chunks_exact_mut(3).enumerate() {
                 if is_rgb {
                     px.copy_from_slice(&[p0[x], p1[x], p2[x]]);
@@ -1205,6 +1240,17 @@ pub fn decode_rgb(data: &[u8], max_alloc: u64) -> Result<RgbImage> {
                 }
             }
         }
+    };
+    if threads > 1 && h > 1 {
+        let rows_per = h.div_ceil(threads);
+        std::thread::scope(|scope| {
+            for (i, band) in rgb.chunks_mut(rows_per * w * 3).enumerate() {
+                let convert = &convert;
+                scope.spawn(move || convert(i * rows_per, band));
+            }
+        });
+    } else {
+        convert(0, &mut rgb);
     }
     RgbImage::from_raw(w as u32, h as u32, rgb).ok_or(JpegError::Corrupt("buffer size".into()))
 }
@@ -1212,6 +1258,46 @@ pub fn decode_rgb(data: &[u8], max_alloc: u64) -> Result<RgbImage> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn jpeg_of(image: image::DynamicImage) -> Vec<u8> {
+        let mut out = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
+            .encode_image(&image)
+            .unwrap();
+        out
+    }
+
+    /// A large photo's sample stages on several threads give exactly the one-thread pixels:
+    /// colour (with chroma subsampling) and grey, sizes that do not split evenly.
+    #[test]
+    fn a_large_photo_decodes_to_the_same_pixels_on_one_thread_and_on_four() {
+        let mut state = 0x2545_F491u32;
+        let mut noise = move || {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state
+        };
+        let colour = image::RgbImage::from_fn(2011, 1503, |x, y| {
+            let n = noise();
+            image::Rgb([
+                (x / 8) as u8 ^ n as u8,
+                (y / 4) as u8,
+                ((x + y) / 16) as u8 ^ (n >> 8) as u8,
+            ])
+        });
+        let grey =
+            image::GrayImage::from_fn(1601, 1301, |x, y| image::Luma([((x * y) / 64) as u8]));
+        for jpeg in [
+            jpeg_of(image::DynamicImage::ImageRgb8(colour)),
+            jpeg_of(image::DynamicImage::ImageLuma8(grey)),
+        ] {
+            let one = decode_rgb_on(&jpeg, u64::MAX, 1).unwrap();
+            assert!(one.width() as usize * one.height() as usize >= PARALLEL_PIXELS);
+            let four = decode_rgb_on(&jpeg, u64::MAX, 4).unwrap();
+            assert!(one == four, "the threaded decode differs");
+        }
+    }
 
     /// The straightforward, overflow-checked transform agrees with the wrapping one used for
     /// decoding on ordinary inputs.
