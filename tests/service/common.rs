@@ -217,6 +217,7 @@ impl TestEnv {
             max_attempts: 5,
             http_port: None,
             name: "test".to_owned(),
+            fault_panic_after_batches: None,
         }
     }
 
@@ -374,6 +375,14 @@ impl InProcessWorker {
     pub async fn stop(self) -> anyhow::Result<()> {
         self.shutdown.cancel();
         self.handle.await.expect("worker task")
+    }
+
+    /// Waits (at most `PATIENCE`) for the worker to stop by itself; returns its own result.
+    pub async fn stopped_by_itself(self) -> anyhow::Result<()> {
+        tokio::time::timeout(PATIENCE, self.handle)
+            .await
+            .expect("the worker did not stop by itself")
+            .expect("worker task")
     }
 }
 

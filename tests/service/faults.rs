@@ -282,3 +282,33 @@ async fn postgresql_restarted_loses_no_acknowledged_upload_and_everything_reconn
     // The private server goes with `pg`; give the pool a moment to let go first.
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_worker_whose_inference_thread_dies_stops_with_an_error_instead_of_failing_every_case() {
+    let env = TestEnv::new().await;
+    let app = App::spawn(&env).await;
+    let client = http();
+    let mut args = env.worker_args();
+    args.occlusion_grid = 0;
+    args.fault_panic_after_batches = Some(1);
+    let dying = InProcessWorker::spawn(args);
+
+    // Its first batch is written; then its inference thread panics (as a bug in its loop would).
+    let first = upload_case(&client, &app, "a.jpg", read(&fixture_images()[0])).await;
+    assert_eq!(wait_final(&client, &app, first).await["status"], "done");
+    // It does not live on as a worker that can only fail its jobs: it stops, with an error.
+    let error = dying
+        .stopped_by_itself()
+        .await
+        .expect_err("a worker without its inference thread must not stop cleanly");
+    assert!(error.to_string().contains("inference thread"), "{error}");
+
+    // The next case waits for a healthy worker and is analysed by it, not failed.
+    let second = upload_case(&client, &app, "b.jpg", read(&fixture_images()[1])).await;
+    let mut args = env.worker_args();
+    args.occlusion_grid = 0;
+    let healthy = InProcessWorker::spawn(args);
+    assert_eq!(wait_final(&client, &app, second).await["status"], "done");
+    healthy.stop().await.unwrap();
+    app.stop().await;
+}

@@ -30,6 +30,7 @@ use mole_storage::{
 };
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, warn};
 use uuid::Uuid;
 
@@ -136,15 +137,24 @@ pub struct BatcherConfig {
     pub worker_name: String,
     /// Cells per side of the occlusion map drawn after each verdict; 0: no maps.
     pub occlusion_grid: usize,
+    /// Fault injection for tests: the inference thread panics after this many batches.
+    pub panic_after_batches: Option<usize>,
 }
 
 /// Joins the batcher's thread and writer task at shutdown.
 pub struct BatcherTasks {
     thread: thread::JoinHandle<()>,
     writer: tokio::task::JoinHandle<()>,
+    died: CancellationToken,
 }
 
 impl BatcherTasks {
+    /// Cancelled if the inference thread ends by a panic outside the model (a bug in its loop):
+    /// from then on every submitted case fails with [`BatchError::Closed`].
+    pub fn died(&self) -> CancellationToken {
+        self.died.clone()
+    }
+
     /// Waits until the last batch is run and written (call after dropping every [`Batcher`]).
     pub async fn join(self) {
         let thread = self.thread;
@@ -173,13 +183,39 @@ impl Batcher {
         let model_classifier = classifier.clone();
         // The inference thread waits on the channel with a timeout through the runtime's timers.
         let runtime = tokio::runtime::Handle::current();
+        let died = CancellationToken::new();
+        let panic_after = config.panic_after_batches;
         let thread = thread::Builder::new()
             .name("mole-inference".to_owned())
-            .spawn(move || {
-                inference_loop(model_classifier, rx, done_tx, max_batch, grid, runtime)
+            .spawn({
+                let died = died.clone();
+                move || {
+                    let run = || {
+                        inference_loop(
+                            model_classifier,
+                            rx,
+                            done_tx,
+                            max_batch,
+                            grid,
+                            runtime,
+                            panic_after,
+                        )
+                    };
+                    if catch_unwind(AssertUnwindSafe(run)).is_err() {
+                        error!("the inference thread panicked");
+                        died.cancel();
+                    }
+                }
             })?;
         let writer = tokio::spawn(write_loop(classifier, store, config.worker_name, done_rx));
-        Ok((Self { tx }, BatcherTasks { thread, writer }))
+        Ok((
+            Self { tx },
+            BatcherTasks {
+                thread,
+                writer,
+                died,
+            },
+        ))
     }
 
     /// Queues a case for the next batch and waits until its result is written.
@@ -216,7 +252,9 @@ fn inference_loop(
     max_batch: usize,
     grid: usize,
     runtime: tokio::runtime::Handle,
+    panic_after_batches: Option<usize>,
 ) {
+    let mut batches = 0usize;
     let mut maps: VecDeque<(MapItem, MapProgress)> = VecDeque::new();
     // When the model last ran verdicts (maps wait until it has been idle for MAP_IDLE).
     let mut last_verdicts = Instant::now();
@@ -338,6 +376,10 @@ fn inference_loop(
         if done.blocking_send(Done::Batch(finished)).is_err() {
             error!("the result writer is gone; stopping the inference thread");
             break;
+        }
+        batches += 1;
+        if panic_after_batches == Some(batches) {
+            panic!("fault injection: the inference thread panics after {batches} batches");
         }
     }
     if !maps.is_empty() {

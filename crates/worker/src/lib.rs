@@ -103,6 +103,12 @@ pub struct WorkerArgs {
     /// Prefix of the worker's name; a unique suffix is always added.
     #[arg(long, env = "MOLE_WORKER_NAME", default_value = "worker")]
     pub name: String,
+
+    /// Fault injection for tests only (no flag, no environment variable): the inference thread
+    /// panics after this many batches, as a bug in its loop would.
+    #[doc(hidden)]
+    #[arg(skip)]
+    pub fault_panic_after_batches: Option<usize>,
 }
 
 impl WorkerArgs {
@@ -232,11 +238,28 @@ pub async fn run(args: WorkerArgs, shutdown: CancellationToken) -> anyhow::Resul
             max_batch: args.max_batch,
             worker_name: worker_name.clone(),
             occlusion_grid: args.occlusion_grid,
+            panic_after_batches: args.fault_panic_after_batches,
         },
     )
     .context("starting the inference thread")?;
 
     let background = CancellationToken::new();
+    // A worker whose inference thread died can only fail its jobs: it stops taking them and exits
+    // with an error, so that its process manager starts a fresh one (cases in hand go back to the
+    // queue, or to the recovery sweep).
+    let died = batcher_tasks.died();
+    tokio::spawn({
+        let (died, shutdown, background) = (died.clone(), shutdown.clone(), background.clone());
+        async move {
+            tokio::select! {
+                _ = died.cancelled() => {
+                    error!("the inference thread died; the worker stops so that it can be restarted");
+                    shutdown.cancel();
+                }
+                _ = background.cancelled() => {}
+            }
+        }
+    });
     let recovery = tokio::spawn(recovery::run(
         store.clone(),
         queue.clone(),
@@ -336,6 +359,9 @@ pub async fn run(args: WorkerArgs, shutdown: CancellationToken) -> anyhow::Resul
         warn!(error = %e, "could not remove the worker's health report");
     }
     store.close().await;
+    if died.is_cancelled() {
+        anyhow::bail!("the inference thread died (see the log above); the worker stopped");
+    }
     info!("worker stopped");
     Ok(())
 }
