@@ -111,7 +111,7 @@ macro_rules! completion_sql {
 
 /// A claimed case with its image (null only if the image row is missing: corrupt).
 #[derive(FromRow)]
-struct FastClaimRow {
+struct ClaimedRow {
     #[sqlx(flatten)]
     case: CaseRow,
     photo_width: Option<i32>,
@@ -122,20 +122,50 @@ struct FastClaimRow {
     bytes: Option<Vec<u8>>,
 }
 
+impl ClaimedRow {
+    fn into_claim(self, id: Uuid) -> Result<Claim, StorageError> {
+        let case = Case::try_from(self.case)?;
+        let (
+            Some(photo_width),
+            Some(photo_height),
+            Some(content_type),
+            Some(width),
+            Some(height),
+            Some(bytes),
+        ) = (
+            self.photo_width,
+            self.photo_height,
+            self.content_type,
+            self.width,
+            self.height,
+            self.bytes,
+        )
+        else {
+            return Err(StorageError::Corrupt(format!("case {id} has no image")));
+        };
+        Ok(Claim::Claimed {
+            case,
+            image: StoredImage {
+                content_type,
+                width,
+                height,
+                bytes,
+            },
+            // The photo's own size (a refusal checks it, whatever was read).
+            photo_size: (
+                u32::try_from(photo_width).unwrap_or(0),
+                u32::try_from(photo_height).unwrap_or(0),
+            ),
+        })
+    }
+}
+
 #[derive(FromRow)]
 struct ImageRow {
     content_type: String,
     width: i32,
     height: i32,
     bytes: Vec<u8>,
-}
-
-#[derive(FromRow)]
-struct ClaimImageRow {
-    photo_width: i32,
-    photo_height: i32,
-    #[sqlx(flatten)]
-    image: ImageRow,
 }
 
 impl From<ImageRow> for StoredImage {
@@ -251,15 +281,12 @@ async fn complete_one(
     conn: &mut PgConnection,
     c: &Completion,
 ) -> Result<CompletionOutcome, StorageError> {
-    let status = match &c.analysis {
-        Analysis::Diagnosis(_) => CaseStatus::Done,
-        Analysis::Refusal(_) => CaseStatus::Refused,
-    };
     let actor = Actor::worker(&c.worker);
     // One statement per case: the case's final state, its prediction (or refusal) and
     // its event, each written only when the update matched (the claim is still ours).
-    let (kind, detail, sql) = match &c.analysis {
+    let (status, kind, detail, sql) = match &c.analysis {
         Analysis::Diagnosis(p) => (
+            CaseStatus::Done,
             EventKind::Completed,
             json!({
                 "verdict": p.verdict,
@@ -280,6 +307,7 @@ async fn complete_one(
             ),
         ),
         Analysis::Refusal(r) => (
+            CaseStatus::Refused,
             EventKind::Refused,
             json!({
                 "reason": r.reason,
@@ -679,145 +707,79 @@ impl Store {
         model_side: Option<u32>,
     ) -> Result<Claim, StorageError> {
         let actor = Actor::worker(worker);
-        // The usual case, a queued case (or one whose holder's lease ran out) with attempts left,
-        // is claimed in one statement: the claim, its `started` event and the image to read.
-        // Anything else (unknown, deleted, finished, held, out of attempts) matches nothing and
-        // is sorted out below, under a row lock.
-        let fast = sqlx::query_as::<_, FastClaimRow>(concat!(
-            "WITH c AS ( \
-                UPDATE cases SET status = 'processing', attempts = attempts + 1, claimed_by = $2, \
-                    lease_until = now() + make_interval(secs => $3), started_at = now(), \
-                    updated_at = now() \
-                WHERE id = $1 AND deleted_at IS NULL AND attempts < $4 \
-                    AND (status = 'queued' \
-                         OR (status = 'processing' AND NOT COALESCE(lease_until > now(), false))) \
-                RETURNING ",
-            case_columns!(),
-            "), started AS ( \
-                INSERT INTO case_events (case_id, kind, actor, request_id, detail) \
-                SELECT id, 'started', $5, request_id, jsonb_build_object('attempt', attempts) \
-                FROM c) \
-             SELECT c.*, i.width AS photo_width, i.height AS photo_height, i.content_type, \
-                CASE WHEN i.model_input_side = $6 THEN i.model_input_side ELSE i.width END AS width, \
-                CASE WHEN i.model_input_side = $6 THEN i.model_input_side ELSE i.height END AS height, \
-                CASE WHEN i.model_input_side = $6 THEN i.model_input ELSE i.bytes END AS bytes \
-             FROM c LEFT JOIN case_images i ON i.case_id = c.id"
-        ))
-        .bind(id)
-        .bind(worker)
-        .bind(lease.as_secs_f64())
-        .bind(max_attempts)
-        .bind(actor.as_str())
-        .bind(model_side.map(|s| s as i32))
-        .fetch_optional(&self.pool)
-        .await?;
-        if let Some(row) = fast {
-            let case = Case::try_from(row.case)?;
-            let (
-                Some(photo_width),
-                Some(photo_height),
-                Some(content_type),
-                Some(width),
-                Some(height),
-                Some(bytes),
-            ) = (
-                row.photo_width,
-                row.photo_height,
-                row.content_type,
-                row.width,
-                row.height,
-                row.bytes,
-            )
-            else {
-                return Err(StorageError::Corrupt(format!("case {id} has no image")));
-            };
-            return Ok(Claim::Claimed {
-                case,
-                image: StoredImage {
-                    content_type,
-                    width,
-                    height,
-                    bytes,
-                },
-                photo_size: (
-                    u32::try_from(photo_width).unwrap_or(0),
-                    u32::try_from(photo_height).unwrap_or(0),
-                ),
-            });
-        }
+        // A claimable case (queued, or its holder's lease ran out, with attempts left) is claimed
+        // in one statement: the claim, its `started` event and the image to read. When it matches
+        // nothing, the case is looked at under a row lock to say why; should it have become
+        // claimable in between (a lease that just ran out), the statement is tried again. Each
+        // round needs another process to change the case meanwhile; past a few, the case is left
+        // to its current holder (or the recovery sweep).
+        for _ in 0..3 {
+            let claimed = sqlx::query_as::<_, ClaimedRow>(concat!(
+                "WITH c AS ( \
+                    UPDATE cases SET status = 'processing', attempts = attempts + 1, \
+                        claimed_by = $2, lease_until = now() + make_interval(secs => $3), \
+                        started_at = now(), updated_at = now() \
+                    WHERE id = $1 AND deleted_at IS NULL AND attempts < $4 \
+                        AND (status = 'queued' \
+                             OR (status = 'processing' \
+                                 AND NOT COALESCE(lease_until > now(), false))) \
+                    RETURNING ",
+                case_columns!(),
+                "), started AS ( \
+                    INSERT INTO case_events (case_id, kind, actor, request_id, detail) \
+                    SELECT id, 'started', $5, request_id, jsonb_build_object('attempt', attempts) \
+                    FROM c) \
+                 SELECT c.*, i.width AS photo_width, i.height AS photo_height, i.content_type, \
+                    CASE WHEN i.model_input_side = $6 THEN i.model_input_side ELSE i.width END \
+                        AS width, \
+                    CASE WHEN i.model_input_side = $6 THEN i.model_input_side ELSE i.height END \
+                        AS height, \
+                    CASE WHEN i.model_input_side = $6 THEN i.model_input ELSE i.bytes END AS bytes \
+                 FROM c LEFT JOIN case_images i ON i.case_id = c.id"
+            ))
+            .bind(id)
+            .bind(worker)
+            .bind(lease.as_secs_f64())
+            .bind(max_attempts)
+            .bind(actor.as_str())
+            .bind(model_side.map(|s| s as i32))
+            .fetch_optional(&self.pool)
+            .await?;
+            if let Some(row) = claimed {
+                return row.into_claim(id);
+            }
 
-        let mut tx = self.pool.begin().await?;
-        let Some(row) = case_for_update(&mut tx, id).await? else {
-            return Ok(Claim::Skip(SkipReason::Missing));
-        };
-        let lease_live = row.lease_live;
-        let case = Case::try_from(row.case)?;
-        if case.is_deleted() {
-            return Ok(Claim::Skip(SkipReason::Deleted));
-        }
-        if case.status.is_terminal() {
-            return Ok(Claim::Skip(SkipReason::Finished));
-        }
-        if case.status == CaseStatus::Processing && lease_live {
-            return Ok(Claim::Skip(SkipReason::Held));
-        }
-        if case.attempts >= max_attempts {
-            let reason = format!(
-                "the analysis was started {} times without finishing; giving up",
-                case.attempts
-            );
-            let failed = fail_locked(&mut tx, id, &actor, "gave_up", &reason).await?;
-            tx.commit().await?;
-            return match failed {
-                Some(case) => Ok(Claim::GaveUp(case)),
-                None => Ok(Claim::Skip(SkipReason::Finished)),
+            let mut tx = self.pool.begin().await?;
+            let Some(row) = case_for_update(&mut tx, id).await? else {
+                return Ok(Claim::Skip(SkipReason::Missing));
             };
+            let lease_live = row.lease_live;
+            let case = Case::try_from(row.case)?;
+            if case.is_deleted() {
+                return Ok(Claim::Skip(SkipReason::Deleted));
+            }
+            if case.status.is_terminal() {
+                return Ok(Claim::Skip(SkipReason::Finished));
+            }
+            if case.status == CaseStatus::Processing && lease_live {
+                return Ok(Claim::Skip(SkipReason::Held));
+            }
+            if case.attempts >= max_attempts {
+                let reason = format!(
+                    "the analysis was started {} times without finishing; giving up",
+                    case.attempts
+                );
+                let failed = fail_locked(&mut tx, id, &actor, "gave_up", &reason).await?;
+                tx.commit().await?;
+                return match failed {
+                    Some(case) => Ok(Claim::GaveUp(case)),
+                    None => Ok(Claim::Skip(SkipReason::Finished)),
+                };
+            }
+            // Claimable now: the lock is released (the transaction rolls back) and the claim
+            // statement tried again.
         }
-        let claimed = sqlx::query_as::<_, CaseRow>(concat!(
-            "UPDATE cases SET status = 'processing', attempts = attempts + 1, claimed_by = $2, \
-             lease_until = now() + make_interval(secs => $3), started_at = now(), \
-             updated_at = now() WHERE id = $1 RETURNING ",
-            case_columns!()
-        ))
-        .bind(id)
-        .bind(worker)
-        .bind(lease.as_secs_f64())
-        .fetch_one(&mut *tx)
-        .await?;
-        let case = Case::try_from(claimed)?;
-        append_event(
-            &mut tx,
-            id,
-            EventKind::Started,
-            &actor,
-            Some(&case.request_id),
-            json!({ "attempt": case.attempts }),
-        )
-        .await?;
-        // The model's view when it was made for this input side (a few kilobytes), else the photo;
-        // and the photo's own size (a refusal checks it, whatever is read).
-        let (image, photo_size) = sqlx::query_as::<_, ClaimImageRow>(
-            "SELECT width AS photo_width, height AS photo_height, content_type, \
-             CASE WHEN model_input_side = $2 THEN model_input_side ELSE width END AS width, \
-             CASE WHEN model_input_side = $2 THEN model_input_side ELSE height END AS height, \
-             CASE WHEN model_input_side = $2 THEN model_input ELSE bytes END AS bytes \
-             FROM case_images WHERE case_id = $1",
-        )
-        .bind(id)
-        .bind(model_side.map(|s| s as i32))
-        .fetch_optional(&mut *tx)
-        .await?
-        .map(|r| (r.image, (r.photo_width, r.photo_height)))
-        .ok_or_else(|| StorageError::Corrupt(format!("case {id} has no image")))?;
-        tx.commit().await?;
-        Ok(Claim::Claimed {
-            case,
-            image: image.into(),
-            photo_size: (
-                u32::try_from(photo_size.0).unwrap_or(0),
-                u32::try_from(photo_size.1).unwrap_or(0),
-            ),
-        })
+        Ok(Claim::Skip(SkipReason::Held))
     }
 
     /// Writes a batch of results: one statement per case, in one transaction when the batch has
