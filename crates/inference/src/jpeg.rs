@@ -1083,17 +1083,12 @@ fn limit(x: i32) -> u8 {
 // ---------------------------------------------------------------------------------------------
 // Driver
 
-/// Pixels above which the sample stages (IDCT, upsampling, colour conversion) run on several
-/// threads: a phone photo, not a 200×150 dermatoscope photo.
-const PARALLEL_PIXELS: usize = 2_000_000;
-
 /// Decodes a JPEG to RGB8 exactly as libjpeg-turbo (and so Pillow) would, or says why it cannot.
 /// `max_alloc` bounds the decoder's working memory in bytes. Large images run the per-sample
 /// stages on up to 4 threads (components side by side, then bands of rows); the entropy decoding
 /// stays on one. Every sample is computed exactly as on one thread.
 pub fn decode_rgb(data: &[u8], max_alloc: u64) -> Result<RgbImage> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-    decode_rgb_on(data, max_alloc, threads)
+    decode_rgb_on(data, max_alloc, crate::bands::max_threads())
 }
 
 /// [`decode_rgb`] on at most `threads` threads.
@@ -1173,11 +1168,8 @@ fn decode_rgb_on(data: &[u8], max_alloc: u64, threads: usize) -> Result<RgbImage
         return corrupt("a component has no scan");
     }
     let (w, h) = (frame.width, frame.height);
-    let threads = if w * h >= PARALLEL_PIXELS {
-        threads.max(1)
-    } else {
-        1
-    };
+    // The sample stages (IDCT, upsampling, colour conversion) of a large photo run on threads.
+    let threads = crate::bands::threads_for(w * h, threads);
     let full_size = |c: &Component| {
         let plane = component_plane(c);
         let (hf, vf) = (frame.hmax / c.h, frame.vmax / c.v);
@@ -1241,17 +1233,7 @@ fn decode_rgb_on(data: &[u8], max_alloc: u64, threads: usize) -> Result<RgbImage
             }
         }
     };
-    if threads > 1 && h > 1 {
-        let rows_per = h.div_ceil(threads);
-        std::thread::scope(|scope| {
-            for (i, band) in rgb.chunks_mut(rows_per * w * 3).enumerate() {
-                let convert = &convert;
-                scope.spawn(move || convert(i * rows_per, band));
-            }
-        });
-    } else {
-        convert(0, &mut rgb);
-    }
+    crate::bands::in_bands(&mut rgb, w * 3, threads, convert);
     RgbImage::from_raw(w as u32, h as u32, rgb).ok_or(JpegError::Corrupt("buffer size".into()))
 }
 
@@ -1293,7 +1275,7 @@ mod tests {
             jpeg_of(image::DynamicImage::ImageLuma8(grey)),
         ] {
             let one = decode_rgb_on(&jpeg, u64::MAX, 1).unwrap();
-            assert!(one.width() as usize * one.height() as usize >= PARALLEL_PIXELS);
+            assert!(one.width() as usize * one.height() as usize >= crate::bands::PARALLEL_PIXELS);
             let four = decode_rgb_on(&jpeg, u64::MAX, 4).unwrap();
             assert!(one == four, "the threaded decode differs");
         }

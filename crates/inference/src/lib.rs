@@ -17,6 +17,7 @@
 //! (set `ORT_DYLIB_PATH` to `libonnxruntime.so`, or pass `ClassifierConfig::ort_library`).
 
 pub mod backend;
+mod bands;
 pub mod bench;
 pub mod card;
 pub mod classifier;

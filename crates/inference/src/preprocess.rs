@@ -7,6 +7,7 @@
 
 use image::{RgbImage, imageops};
 
+use crate::bands;
 use crate::card::ModelCard;
 
 /// The centre square of a `width × height` image as `(left, top, side)`:
@@ -94,10 +95,6 @@ pub fn resize_bilinear(image: &RgbImage, width: u32, height: u32) -> RgbImage {
     resize_region(image, (0, 0, image.width(), image.height()), width, height)
 }
 
-/// Source pixels above which the horizontal pass is split across threads (a phone photo: yes; a
-/// 200×150 dermatoscope photo: no, a thread would cost more than it saves).
-const PARALLEL_PIXELS: usize = 2_000_000;
-
 /// [`resize_bilinear`] of the rectangle `(left, top, width, height)` of `image`, read in place.
 /// Large inputs run the horizontal pass (nearly all the work) on up to 4 threads, each on its own
 /// rows: every output value is computed exactly as on one thread.
@@ -141,22 +138,8 @@ fn resize_region(
             }
         }
     };
-    let threads = if rows * in_w as usize > PARALLEL_PIXELS {
-        std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
-    } else {
-        1
-    };
-    if threads > 1 && rows > 1 {
-        let per = rows.div_ceil(threads);
-        std::thread::scope(|scope| {
-            for (i, part) in temp.chunks_mut(per * width * 3).enumerate() {
-                let horizontal = &horizontal;
-                scope.spawn(move || horizontal(i * per, part));
-            }
-        });
-    } else {
-        horizontal(0, &mut temp);
-    }
+    let threads = bands::threads_for(rows * in_w as usize, bands::max_threads());
+    bands::in_bands(&mut temp, width * 3, threads, horizontal);
     // Vertical pass.
     let mut out = vec![0u8; width * height as usize * 3];
     for (yy, &(ymin, ymax)) in vb.iter().enumerate() {
