@@ -16,15 +16,15 @@
 //!
 //! A stream usually opens on a case just read (its access check, [`Live::follow_from`]): a new
 //! watch starts from that state instead of reading it again, unless a change may have been missed
-//! in between. The listener remembers the latest event it heard per case (the last
-//! [`HEARD_CASES`] cases), and since when it has heard everything: a state is fresh when no event
+//! in between. The listener remembers the latest event it heard per case (the [`HEARD_CASES`]
+//! cases with the latest events), and since when it has heard everything: a state is fresh when no event
 //! of its case newer than it was heard, and none could have been missed (events of one case are
 //! committed in id order, since each locks the case's row).
 //!
 //! Open streams are capped (`MOLE_MAX_STREAMS`): beyond the cap a stream is refused with 429 and
 //! the page polls instead.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -116,13 +116,10 @@ struct Watch {
 /// either sees a signal recorded before, or is poked by one heard after).
 struct Watches {
     by_case: HashMap<Uuid, Arc<Watch>>,
-    /// The latest state-changing event heard per case (at most [`HEARD_CASES`] cases), with
-    /// the number of the hearing that last touched it.
-    heard: HashMap<Uuid, (i64, u64)>,
-    /// Hearings in order (case, number), for forgetting the oldest case; a case heard again
-    /// leaves an outdated entry here, skipped when it comes up.
-    heard_order: VecDeque<(Uuid, u64)>,
-    hearings: u64,
+    /// The latest state-changing event heard per case (at most [`HEARD_CASES`] cases).
+    heard: HashMap<Uuid, i64>,
+    /// The same entries ordered by event id, to forget the oldest first.
+    heard_by_event: BTreeSet<(i64, Uuid)>,
     /// Events with ids up to this one may have gone unheard (forgotten, or sent while not
     /// listening); `i64::MAX` until the listener listens.
     unheard_up_to: i64,
@@ -133,56 +130,32 @@ impl Watches {
         Self {
             by_case: HashMap::new(),
             heard: HashMap::new(),
-            heard_order: VecDeque::new(),
-            hearings: 0,
+            heard_by_event: BTreeSet::new(),
             unheard_up_to: i64::MAX,
         }
     }
 
     fn record(&mut self, case_id: Uuid, event_id: i64) {
-        self.hearings += 1;
-        let entry = self.heard.entry(case_id).or_insert((event_id, 0));
-        *entry = (entry.0.max(event_id), self.hearings);
-        self.heard_order.push_back((case_id, self.hearings));
+        if let Some(&latest) = self.heard.get(&case_id) {
+            if latest >= event_id {
+                return;
+            }
+            self.heard_by_event.remove(&(latest, case_id));
+        }
+        self.heard.insert(case_id, event_id);
+        self.heard_by_event.insert((event_id, case_id));
         while self.heard.len() > HEARD_CASES {
-            let Some((oldest, hearing)) = self.heard_order.pop_front() else {
+            let Some((id, case)) = self.heard_by_event.pop_first() else {
                 break;
             };
-            if let Some(&(id, last)) = self.heard.get(&oldest)
-                && last == hearing
-            {
-                self.heard.remove(&oldest);
-                self.unheard_up_to = self.unheard_up_to.max(id);
-            }
-        }
-        // Outdated entries at the front go as soon as they are reached; should a busy case pile
-        // them up behind a quiet one, the order is rebuilt from the live entries.
-        while let Some(&(case, hearing)) = self.heard_order.front()
-            && self
-                .heard
-                .get(&case)
-                .is_none_or(|&(_, last)| last != hearing)
-        {
-            self.heard_order.pop_front();
-        }
-        if self.heard_order.len() > 4 * HEARD_CASES {
-            let mut live: Vec<(Uuid, u64)> = self
-                .heard
-                .iter()
-                .map(|(&case, &(_, h))| (case, h))
-                .collect();
-            live.sort_unstable_by_key(|&(_, h)| h);
-            self.heard_order = live.into();
+            self.heard.remove(&case);
+            self.unheard_up_to = self.unheard_up_to.max(id);
         }
     }
 
     /// Whether a case's state of `version` cannot have missed a change.
     fn is_fresh(&self, case_id: Uuid, version: i64) -> bool {
-        self.unheard_up_to <= version
-            && self
-                .heard
-                .get(&case_id)
-                .is_none_or(|&(id, _)| id <= version)
+        self.unheard_up_to <= version && self.heard.get(&case_id).is_none_or(|&id| id <= version)
     }
 }
 
@@ -297,7 +270,7 @@ impl Live {
     fn set_unheard_up_to(&self, up_to: i64) {
         let mut watches = self.inner.watches.lock().expect("watch map");
         watches.heard.clear();
-        watches.heard_order.clear();
+        watches.heard_by_event.clear();
         watches.unheard_up_to = up_to;
     }
 
@@ -515,15 +488,16 @@ mod tests {
         for i in 0..(HEARD_CASES as i64 - 2) {
             w.record(Uuid::new_v4(), 4 + i);
         }
-        assert_eq!(w.heard.get(&again).map(|h| h.0), Some(3));
-        // A busy case behind a quiet one does not grow the order without bound.
+        assert_eq!(w.heard.get(&again), Some(&3));
+        // A busy case behind a quiet one does not grow the bookkeeping without bound.
         let mut w = Watches::new();
         let (quiet, busy) = (Uuid::new_v4(), Uuid::new_v4());
         w.record(quiet, 1);
         for i in 0..(10 * HEARD_CASES as i64) {
             w.record(busy, 2 + i);
         }
-        assert!(w.heard_order.len() <= 4 * HEARD_CASES + 1);
-        assert_eq!(w.heard.get(&quiet).map(|h| h.0), Some(1));
+        assert_eq!(w.heard.len(), 2);
+        assert_eq!(w.heard_by_event.len(), 2);
+        assert_eq!(w.heard.get(&quiet), Some(&1));
     }
 }
