@@ -237,7 +237,7 @@ async fn reloading_a_case_page_records_one_view_per_viewer_within_the_window() {
          WHERE case_id = $1 AND viewer LIKE 'uploader:%'",
     )
     .bind(id)
-    .execute(env.store.pool())
+    .execute(env.store.pg_pool().expect("PostgreSQL"))
     .await
     .unwrap();
     get(&app, &format!("/cases/{id}"), Some(&callers.uploader)).await;

@@ -585,14 +585,14 @@ async fn the_sixth_wrong_password_in_a_row_is_refused_without_checking_it() {
 
     // Once the lockout has passed the right password works, and the run of failures ends.
     sqlx::query("UPDATE sign_in_throttle SET last_failure_at = now() - interval '1 hour'")
-        .execute(env.store.pool())
+        .execute(env.store.pg_pool().expect("PostgreSQL"))
         .await
         .unwrap();
     let r = try_sign_in(&app, &cookie, &csrf, "rita", &password).await;
     assert_eq!(r.status(), 303);
     let failures: i32 =
         sqlx::query_scalar("SELECT failures FROM sign_in_throttle WHERE key = 'account:rita'")
-            .fetch_one(env.store.pool())
+            .fetch_one(env.store.pg_pool().expect("PostgreSQL"))
             .await
             .unwrap();
     assert_eq!(failures, 0);
@@ -640,7 +640,7 @@ async fn a_session_cookie_is_secure_and_ends_at_sign_out_expiry_or_a_password_re
     assert_eq!(out.status(), 303);
     assert_eq!(rita.get(&app, "/admin/cases").await.status(), 303);
     let left: i64 = sqlx::query_scalar("SELECT count(*) FROM staff_sessions WHERE data ? 'staff'")
-        .fetch_one(env.store.pool())
+        .fetch_one(env.store.pg_pool().expect("PostgreSQL"))
         .await
         .unwrap();
     assert_eq!(left, 0, "the session's record is gone");
@@ -648,7 +648,7 @@ async fn a_session_cookie_is_secure_and_ends_at_sign_out_expiry_or_a_password_re
     // An expired session (idle too long) is refused.
     let rita = sign_in(&app, "rita", &password).await;
     sqlx::query("UPDATE staff_sessions SET expires_at = now() - interval '1 second'")
-        .execute(env.store.pool())
+        .execute(env.store.pg_pool().expect("PostgreSQL"))
         .await
         .unwrap();
     assert_eq!(rita.get(&app, "/admin/cases").await.status(), 303);
@@ -810,7 +810,7 @@ async fn the_database_refuses_to_change_or_remove_audit_events_reviews_and_staff
         "DELETE FROM staff_events",
     ] {
         let error = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .execute(env.store.pool())
+            .execute(env.store.pg_pool().expect("PostgreSQL"))
             .await
             .expect_err(sql);
         assert!(error.to_string().contains("append-only"), "{sql}: {error}");

@@ -31,7 +31,7 @@ async fn counts(store: &Store) -> (i64, i64) {
         "SELECT count(*) FILTER (WHERE status = 'done'), \
          count(*) FILTER (WHERE status = 'processing') FROM cases",
     )
-    .fetch_one(store.pool())
+    .fetch_one(store.pg_pool().expect("PostgreSQL"))
     .await
     .unwrap()
 }

@@ -101,7 +101,7 @@ async fn a_bug_answers_500_with_the_request_id_and_no_internal_text() {
     let id = upload_case(&client, &app, "lesion.jpg", read(&fixture_images()[3])).await;
     // A schema that does not match the code: not something that passes by itself.
     sqlx::query("ALTER TABLE predictions RENAME TO predictions_elsewhere")
-        .execute(env.store.pool())
+        .execute(env.store.pg_pool().expect("PostgreSQL"))
         .await
         .unwrap();
 

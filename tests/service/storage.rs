@@ -146,12 +146,12 @@ async fn the_audit_trail_cannot_be_rewritten() {
     let id = stored_case(&env).await;
     let update = sqlx::query("UPDATE case_events SET actor = 'someone else' WHERE case_id = $1")
         .bind(id)
-        .execute(env.store.pool())
+        .execute(env.store.pg_pool().expect("PostgreSQL"))
         .await;
     assert!(update.unwrap_err().to_string().contains("append-only"));
     let delete = sqlx::query("DELETE FROM case_events WHERE case_id = $1")
         .bind(id)
-        .execute(env.store.pool())
+        .execute(env.store.pg_pool().expect("PostgreSQL"))
         .await;
     assert!(delete.unwrap_err().to_string().contains("append-only"));
     // Still the two events the upload wrote: created, queued.
@@ -176,7 +176,7 @@ async fn concurrent_sweeps_queue_a_lost_case_again_only_once() {
          enqueued_at = now() - interval '1 hour' WHERE id = $1",
     )
     .bind(id)
-    .execute(env.store.pool())
+    .execute(env.store.pg_pool().expect("PostgreSQL"))
     .await
     .unwrap();
     let actor = mole_storage::Actor::system("recovery");

@@ -7,11 +7,10 @@ use futures::{Stream, StreamExt};
 use serde::Serialize;
 use serde_json::json;
 use sqlx::FromRow;
-use sqlx::postgres::Postgres;
-use sqlx::query::QueryAs;
 use uuid::Uuid;
 
 use crate::model::{Actor, CaseStatus, ClassProbability, EventKind};
+use crate::on_db;
 use crate::queries::append_event;
 use crate::{StorageError, Store};
 
@@ -309,18 +308,19 @@ fn order_by(sort: CaseSort) -> String {
     format!(" ORDER BY {} {dir}{nulls}, c.id {dir}", sort.key.column())
 }
 
-fn bind_all<'q, O>(
-    mut q: QueryAs<'q, Postgres, O, sqlx::postgres::PgArguments>,
-    args: Vec<Arg>,
-) -> QueryAs<'q, Postgres, O, sqlx::postgres::PgArguments> {
-    for a in args {
-        q = match a {
-            Arg::Text(s) => q.bind(s),
-            Arg::Time(t) => q.bind(t),
-            Arg::Int(i) => q.bind(i),
-        };
-    }
-    q
+/// Binds the clause's arguments to a query, in order (either database).
+macro_rules! bind_all {
+    ($q:expr, $args:expr) => {{
+        let mut q = $q;
+        for a in $args {
+            q = match a {
+                Arg::Text(s) => q.bind(s),
+                Arg::Time(t) => q.bind(t),
+                Arg::Int(i) => q.bind(i),
+            };
+        }
+        q
+    }};
 }
 
 /// The summary strip of the past-cases page.
@@ -432,12 +432,12 @@ impl Store {
              LIMIT {limit_p} OFFSET {offset_p}){order}",
             clause.sql
         );
-        let rows = bind_all(
+        let rows = on_db!(self, read, |pool, d| bind_all!(
             sqlx::query_as::<_, RecordRow>(sqlx::AssertSqlSafe(sql)),
-            clause.args,
+            clause.args
         )
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(pool)
+        .await?);
         rows.into_iter().map(CaseRecord::try_from).collect()
     }
 
@@ -449,15 +449,12 @@ impl Store {
             "SELECT count(*) FROM cases c LEFT JOIN predictions p ON p.case_id = c.id{}",
             clause.sql
         );
-        let mut q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql));
-        for a in clause.args {
-            q = match a {
-                Arg::Text(s) => q.bind(s),
-                Arg::Time(t) => q.bind(t),
-                Arg::Int(i) => q.bind(i),
-            };
-        }
-        Ok(q.fetch_one(&self.pool).await?)
+        Ok(on_db!(self, read, |pool, d| bind_all!(
+            sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql)),
+            clause.args
+        )
+        .fetch_one(pool)
+        .await?))
     }
 
     /// Every case the filter lets through, in list order, as a stream read from one cursor:
@@ -469,17 +466,26 @@ impl Store {
     ) -> impl Stream<Item = Result<CaseRecord, StorageError>> + Send + '_ {
         let clause = Clause::of(filter);
         let sql = format!("{RECORD_SELECT}{}{}", clause.sql, order_by(sort));
-        bind_all(
-            sqlx::query_as::<_, RecordRow>(sqlx::AssertSqlSafe(sql)),
-            clause.args,
-        )
-        .fetch(&self.pool)
-        .map(|row| CaseRecord::try_from(row?))
+        let rows = match self.db() {
+            crate::DbRef::Postgres(pool) => bind_all!(
+                sqlx::query_as::<_, RecordRow>(sqlx::AssertSqlSafe(sql)),
+                clause.args
+            )
+            .fetch(pool)
+            .left_stream(),
+            crate::DbRef::Sqlite(lite) => bind_all!(
+                sqlx::query_as::<_, RecordRow>(sqlx::AssertSqlSafe(sql)),
+                clause.args
+            )
+            .fetch(lite.reader())
+            .right_stream(),
+        };
+        rows.map(|row| CaseRecord::try_from(row?))
     }
 
     /// Model versions that produced a result, for the filter (a skip scan over the index).
     pub async fn model_versions(&self) -> Result<Vec<String>, StorageError> {
-        Ok(sqlx::query_scalar(
+        Ok(on_db!(self, read, |pool, d| sqlx::query_scalar(
             "WITH RECURSIVE v AS ( \
                 SELECT min(model_version) AS m FROM cases \
                 UNION ALL \
@@ -487,8 +493,8 @@ impl Store {
                 FROM v WHERE v.m IS NOT NULL) \
              SELECT m FROM v WHERE m IS NOT NULL",
         )
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(pool)
+        .await?))
     }
 
     /// The summary strip; "today" starts at `day_start`.
@@ -502,7 +508,7 @@ impl Store {
             i64,
             i64,
             i64,
-        ) = sqlx::query_as(
+        ) = on_db!(self, read, |pool, d| sqlx::query_as(
             "SELECT \
                (SELECT count(*) FROM cases WHERE created_at >= $1), \
                (SELECT count(*) FROM cases WHERE status = 'done' AND deleted_at IS NULL \
@@ -516,8 +522,8 @@ impl Store {
                    WHERE c.deleted_at IS NULL) r",
         )
         .bind(day_start)
-        .fetch_one(&self.pool)
-        .await?;
+        .fetch_one(pool)
+        .await?);
         Ok(ClinicSummary {
             cases_today,
             waiting_for_review,
@@ -531,79 +537,81 @@ impl Store {
     /// `reviewed` event, in one transaction. Returns the version, or `None` when the case is
     /// unknown or deleted. Earlier versions are never changed.
     pub async fn add_review(&self, review: &NewReview) -> Result<Option<i32>, StorageError> {
-        let mut tx = self.pool.begin().await?;
-        // The row lock taken here orders two reviewers amending at once.
-        let version: Option<i32> = sqlx::query_scalar(
-            "UPDATE cases SET review_version = COALESCE(review_version, 0) + 1, \
-             updated_at = now() WHERE id = $1 AND deleted_at IS NULL RETURNING review_version",
-        )
-        .bind(review.case_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(version) = version else {
-            return Ok(None);
-        };
-        let model_diagnosis: Option<String> =
-            sqlx::query_scalar("SELECT top_class FROM predictions WHERE case_id = $1")
-                .bind(review.case_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        sqlx::query(
-            "INSERT INTO case_reviews (case_id, version, reviewer, reviewer_name, diagnosis, \
-             model_diagnosis, verdict, request_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(review.case_id)
-        .bind(version)
-        .bind(review.reviewer)
-        .bind(&review.reviewer_name)
-        .bind(&review.diagnosis)
-        .bind(&model_diagnosis)
-        .bind(&review.verdict)
-        .bind(&review.request_id)
-        .execute(&mut *tx)
-        .await?;
-        if let Some(note) = &review.note {
-            sqlx::query(
-                "INSERT INTO case_review_notes (case_id, version, note) VALUES ($1, $2, $3)",
-            )
+        on_db!(self, write, |pool, d| {
+            let mut tx = pool.begin_with(d.begin_write()).await?;
+            // The row lock taken here orders two reviewers amending at once.
+            let version: Option<i32> = sqlx::query_scalar(d.sql(
+                "UPDATE cases SET review_version = COALESCE(review_version, 0) + 1, \
+             updated_at = {now} WHERE id = $1 AND deleted_at IS NULL RETURNING review_version",
+            ))
+            .bind(review.case_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(version) = version else {
+                return Ok(None);
+            };
+            let model_diagnosis: Option<String> =
+                sqlx::query_scalar("SELECT top_class FROM predictions WHERE case_id = $1")
+                    .bind(review.case_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            sqlx::query(d.sql(
+                "INSERT INTO case_reviews (case_id, version, reviewer, reviewer_name, diagnosis, \
+             model_diagnosis, verdict, request_id, at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, {now})",
+            ))
             .bind(review.case_id)
             .bind(version)
-            .bind(note)
+            .bind(review.reviewer)
+            .bind(&review.reviewer_name)
+            .bind(&review.diagnosis)
+            .bind(&model_diagnosis)
+            .bind(&review.verdict)
+            .bind(&review.request_id)
             .execute(&mut *tx)
             .await?;
-        }
-        // The note stays out of the permanent trail (it may name the patient).
-        append_event(
-            &mut tx,
-            review.case_id,
-            EventKind::Reviewed,
-            &Actor::staff(&review.reviewer_name),
-            review.request_id.as_deref(),
-            json!({
-                "version": version,
-                "diagnosis": review.diagnosis,
-                "model_diagnosis": model_diagnosis,
-                "agrees_with_model": model_diagnosis.as_deref() == Some(review.diagnosis.as_str()),
-                "verdict": review.verdict,
-                "note": review.note.is_some(),
-            }),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(Some(version))
+            if let Some(note) = &review.note {
+                sqlx::query(
+                    "INSERT INTO case_review_notes (case_id, version, note) VALUES ($1, $2, $3)",
+                )
+                .bind(review.case_id)
+                .bind(version)
+                .bind(note)
+                .execute(&mut *tx)
+                .await?;
+            }
+            // The note stays out of the permanent trail (it may name the patient).
+            append_event!(
+                &mut *tx,
+                review.case_id,
+                EventKind::Reviewed,
+                Actor::staff(&review.reviewer_name),
+                review.request_id.as_deref(),
+                json!({
+                    "version": version,
+                    "diagnosis": review.diagnosis,
+                    "model_diagnosis": model_diagnosis,
+                    "agrees_with_model": model_diagnosis.as_deref() == Some(review.diagnosis.as_str()),
+                    "verdict": review.verdict,
+                    "note": review.note.is_some(),
+                })
+            )?;
+            tx.commit().await?;
+            Ok(Some(version))
+        })
     }
 
     /// Every review of a case, first version first.
     pub async fn reviews(&self, case_id: Uuid) -> Result<Vec<Review>, StorageError> {
-        let rows = sqlx::query_as::<_, ReviewRow>(
+        let rows = on_db!(self, read, |pool, d| sqlx::query_as::<_, ReviewRow>(
             "SELECT r.case_id, r.version, r.reviewer_name, r.diagnosis, r.model_diagnosis, \
              r.verdict, n.note, r.at, r.request_id FROM case_reviews r \
              LEFT JOIN case_review_notes n ON n.case_id = r.case_id AND n.version = r.version \
              WHERE r.case_id = $1 ORDER BY r.version",
         )
         .bind(case_id)
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(pool)
+        .await?);
         Ok(rows
             .into_iter()
             .map(|r| Review {
@@ -628,28 +636,33 @@ impl Store {
         actor: &Actor,
         request_id: Option<&str>,
     ) -> Result<(), StorageError> {
-        let mut conn = self.pool.acquire().await?;
-        append_event(
-            &mut conn,
-            case_id,
-            EventKind::Viewed,
-            actor,
-            request_id,
-            json!({ "page": "staff" }),
-        )
-        .await
+        on_db!(self, write, |pool, d| {
+            let mut conn = pool.acquire().await?;
+            append_event!(
+                &mut *conn,
+                case_id,
+                EventKind::Viewed,
+                actor,
+                request_id,
+                json!({ "page": "staff" })
+            )?;
+            Ok(())
+        })
     }
 
     /// Live reviewed cases counted by model output and latest review.
     pub async fn agreement_counts(&self) -> Result<Vec<AgreementCount>, StorageError> {
-        Ok(sqlx::query_as::<_, AgreementCount>(
+        Ok(on_db!(self, read, |pool, d| sqlx::query_as::<
+            _,
+            AgreementCount,
+        >(
             "SELECT p.model_version, p.top_class AS model_diagnosis, p.verdict AS model_verdict, \
              r.diagnosis AS review_diagnosis, r.verdict AS review_verdict, count(*) AS count \
              FROM cases c JOIN case_reviews r ON r.case_id = c.id AND r.version = c.review_version \
              JOIN predictions p ON p.case_id = c.id WHERE c.deleted_at IS NULL \
              GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 4",
         )
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(pool)
+        .await?))
     }
 }

@@ -6,7 +6,7 @@ use sqlx::FromRow;
 use uuid::Uuid;
 
 use crate::model::CaseStatus;
-use crate::{StorageError, Store};
+use crate::{StorageError, Store, on_db};
 
 /// One of an uploader's own cases, as listed on "my cases".
 #[derive(Debug, Clone)]
@@ -75,7 +75,7 @@ impl Store {
         uploader_hash: &str,
         limit: i64,
     ) -> Result<Vec<OwnCase>, StorageError> {
-        let rows = sqlx::query_as::<_, OwnCaseRow>(
+        let rows = on_db!(self, read, |pool, d| sqlx::query_as::<_, OwnCaseRow>(
             "SELECT c.id, c.status, c.created_at, p.verdict, p.p_malignant, r.reason \
              FROM cases c \
              LEFT JOIN predictions p ON p.case_id = c.id \
@@ -85,8 +85,8 @@ impl Store {
         )
         .bind(uploader_hash)
         .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(pool)
+        .await?);
         rows.into_iter()
             .map(|r| {
                 Ok(OwnCase {
@@ -108,23 +108,48 @@ impl Store {
             i64,
             Option<f64>,
             Option<f64>,
-        ) = sqlx::query_as(
-            "WITH me AS (SELECT created_at FROM cases WHERE id = $1), \
-             recent AS (SELECT created_at, finished_at FROM cases \
-                        WHERE finished_at > now() - make_interval(secs => $2) \
-                        AND status IN ('done', 'failed', 'refused')) \
-             SELECT \
-               (SELECT count(*) FROM cases c, me WHERE c.status = 'queued' \
-                AND c.deleted_at IS NULL AND c.created_at < me.created_at), \
-               (SELECT count(*) FROM recent), \
-               (SELECT extract(epoch FROM now() - min(finished_at))::float8 FROM recent), \
-               (SELECT percentile_cont(0.5) WITHIN GROUP \
-                  (ORDER BY extract(epoch FROM finished_at - created_at))::float8 FROM recent)",
-        )
-        .bind(id)
-        .bind(PACE_WINDOW_SECS as f64)
-        .fetch_one(&self.pool)
-        .await?;
+        ) = on_db!(self, read, |pool, d| {
+            // The median time to a result: PostgreSQL's percentile_cont, SQLite's middle row(s).
+            let sql = match d {
+                crate::Dialect::Postgres => {
+                    "WITH me AS (SELECT created_at FROM cases WHERE id = $1), \
+                     recent AS (SELECT created_at, finished_at FROM cases \
+                                WHERE finished_at > now() - make_interval(secs => $2) \
+                                AND status IN ('done', 'failed', 'refused')) \
+                     SELECT \
+                       (SELECT count(*) FROM cases c, me WHERE c.status = 'queued' \
+                        AND c.deleted_at IS NULL AND c.created_at < me.created_at), \
+                       (SELECT count(*) FROM recent), \
+                       (SELECT extract(epoch FROM now() - min(finished_at))::float8 FROM recent), \
+                       (SELECT percentile_cont(0.5) WITHIN GROUP \
+                          (ORDER BY extract(epoch FROM finished_at - created_at))::float8 \
+                        FROM recent)"
+                }
+                crate::Dialect::Sqlite => {
+                    "WITH me AS (SELECT created_at FROM cases WHERE id = $1), \
+                     recent AS (SELECT finished_at, \
+                                  (julianday(finished_at) - julianday(created_at)) * 86400.0 AS secs \
+                                FROM cases \
+                                WHERE finished_at > strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now', \
+                                    '-' || $2 || ' seconds') \
+                                AND status IN ('done', 'failed', 'refused')), \
+                     n AS (SELECT count(*) AS n FROM recent) \
+                     SELECT \
+                       (SELECT count(*) FROM cases c, me WHERE c.status = 'queued' \
+                        AND c.deleted_at IS NULL AND c.created_at < me.created_at), \
+                       (SELECT n FROM n), \
+                       (SELECT (julianday('now') - julianday(min(finished_at))) * 86400.0 \
+                        FROM recent), \
+                       (SELECT avg(secs) FROM (SELECT secs FROM recent ORDER BY secs \
+                          LIMIT 2 - (SELECT n FROM n) % 2 OFFSET ((SELECT n FROM n) - 1) / 2))"
+                }
+            };
+            sqlx::query_as(sql)
+                .bind(id)
+                .bind(PACE_WINDOW_SECS as f64)
+                .fetch_one(pool)
+                .await?
+        });
         Ok(QueueFigures {
             ahead,
             recent_finished,

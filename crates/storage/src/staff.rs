@@ -10,7 +10,7 @@ use serde::Serialize;
 use sqlx::FromRow;
 use uuid::Uuid;
 
-use crate::{StorageError, Store};
+use crate::{StorageError, Store, on_db};
 
 /// What a staff account may do (mapped to rights by the web crate's access rule).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -172,16 +172,18 @@ impl Store {
         role: Role,
         password_hash: &str,
     ) -> Result<Option<StaffAccount>, StorageError> {
-        let row = sqlx::query_as::<_, AccountRow>(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO staff_accounts (id, username, role, password_hash) \
+        let row = on_db!(self, write, |pool, d| sqlx::query_as::<_, AccountRow>(
+            d.sql_owned(&format!(
+                "INSERT INTO staff_accounts (id, username, role, password_hash) \
              VALUES ($1, $2, $3, $4) ON CONFLICT (username) DO NOTHING RETURNING {ACCOUNT_COLUMNS}"
-        )))
+            ))
+        )
         .bind(Uuid::new_v4())
         .bind(username)
         .bind(role.as_str())
         .bind(password_hash)
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_optional(pool)
+        .await?);
         row.map(StaffAccount::try_from).transpose()
     }
 
@@ -190,33 +192,39 @@ impl Store {
         &self,
         username: &str,
     ) -> Result<Option<StaffAccount>, StorageError> {
-        let row = sqlx::query_as::<_, AccountRow>(sqlx::AssertSqlSafe(format!(
-            "SELECT {ACCOUNT_COLUMNS} FROM staff_accounts WHERE username = $1"
-        )))
+        let row = on_db!(self, write, |pool, d| sqlx::query_as::<_, AccountRow>(
+            d.sql_owned(&format!(
+                "SELECT {ACCOUNT_COLUMNS} FROM staff_accounts WHERE username = $1"
+            ))
+        )
         .bind(username)
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_optional(pool)
+        .await?);
         row.map(StaffAccount::try_from).transpose()
     }
 
     /// The account with this id.
     pub async fn account(&self, id: Uuid) -> Result<Option<StaffAccount>, StorageError> {
-        let row = sqlx::query_as::<_, AccountRow>(sqlx::AssertSqlSafe(format!(
-            "SELECT {ACCOUNT_COLUMNS} FROM staff_accounts WHERE id = $1"
-        )))
+        let row = on_db!(self, write, |pool, d| sqlx::query_as::<_, AccountRow>(
+            d.sql_owned(&format!(
+                "SELECT {ACCOUNT_COLUMNS} FROM staff_accounts WHERE id = $1"
+            ))
+        )
         .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_optional(pool)
+        .await?);
         row.map(StaffAccount::try_from).transpose()
     }
 
     /// Every account, by user name.
     pub async fn accounts(&self) -> Result<Vec<StaffAccount>, StorageError> {
-        let rows = sqlx::query_as::<_, AccountRow>(sqlx::AssertSqlSafe(format!(
-            "SELECT {ACCOUNT_COLUMNS} FROM staff_accounts ORDER BY username"
-        )))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = on_db!(self, write, |pool, d| sqlx::query_as::<_, AccountRow>(
+            d.sql_owned(&format!(
+                "SELECT {ACCOUNT_COLUMNS} FROM staff_accounts ORDER BY username"
+            ))
+        )
+        .fetch_all(pool)
+        .await?);
         rows.into_iter().map(StaffAccount::try_from).collect()
     }
 
@@ -227,23 +235,25 @@ impl Store {
         username: &str,
         password_hash: &str,
     ) -> Result<Option<StaffAccount>, StorageError> {
-        let mut tx = self.pool.begin().await?;
-        let row = sqlx::query_as::<_, AccountRow>(sqlx::AssertSqlSafe(format!(
-            "UPDATE staff_accounts SET password_hash = $2, password_changed_at = now(), \
+        on_db!(self, write, |pool, d| {
+            let mut tx = pool.begin_with(d.begin_write()).await?;
+            let row = sqlx::query_as::<_, AccountRow>(d.sql_owned(&format!(
+                "UPDATE staff_accounts SET password_hash = $2, password_changed_at = {{now}}, \
              session_epoch = session_epoch + 1 WHERE username = $1 RETURNING {ACCOUNT_COLUMNS}"
-        )))
-        .bind(username)
-        .bind(password_hash)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if row.is_some() {
-            sqlx::query("DELETE FROM sign_in_throttle WHERE key = $1")
-                .bind(account_key(username))
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        row.map(StaffAccount::try_from).transpose()
+            )))
+            .bind(username)
+            .bind(password_hash)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if row.is_some() {
+                sqlx::query("DELETE FROM sign_in_throttle WHERE key = $1")
+                    .bind(account_key(username))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            row.map(StaffAccount::try_from).transpose()
+        })
     }
 
     /// Disables (ending its sessions) or enables an account; false when there is no such
@@ -254,25 +264,28 @@ impl Store {
         disabled: bool,
     ) -> Result<bool, StorageError> {
         let sql = if disabled {
-            "UPDATE staff_accounts SET disabled_at = now(), session_epoch = session_epoch + 1 \
+            "UPDATE staff_accounts SET disabled_at = {now}, session_epoch = session_epoch + 1 \
              WHERE id = $1 AND disabled_at IS NULL"
         } else {
             "UPDATE staff_accounts SET disabled_at = NULL WHERE id = $1 AND disabled_at IS NOT NULL"
         };
-        let n = sqlx::query(sql)
+        let n = on_db!(self, write, |pool, d| sqlx::query(d.sql(sql))
             .bind(id)
-            .execute(&self.pool)
+            .execute(pool)
             .await?
-            .rows_affected();
+            .rows_affected());
         Ok(n == 1)
     }
 
     /// Notes a successful sign-in.
     pub async fn note_sign_in(&self, id: Uuid) -> Result<(), StorageError> {
-        sqlx::query("UPDATE staff_accounts SET last_sign_in_at = now() WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        on_db!(self, write, |pool, d| sqlx::query(d.sql(
+            "UPDATE staff_accounts SET last_sign_in_at = {now} WHERE id = $1"
+        ))
+        .bind(id)
+        .execute(pool)
+        .await?
+        .rows_affected());
         Ok(())
     }
 
@@ -287,57 +300,67 @@ impl Store {
         limits: &SignInLimits,
     ) -> Result<SignInGate, StorageError> {
         let keys = [account_key(username), address_key(address)];
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO sign_in_throttle (key) VALUES ($1), ($2) ON CONFLICT (key) DO NOTHING",
-        )
-        .bind(&keys[0])
-        .bind(&keys[1])
-        .execute(&mut *tx)
-        .await?;
-        // Locked in key order: every attempt takes the same two locks the same way round.
-        let rows: Vec<(String, i32, Option<f64>)> = sqlx::query_as(
-            "SELECT key, \
-             CASE WHEN last_failure_at > now() - make_interval(secs => $3) THEN failures ELSE 0 END, \
-             EXTRACT(EPOCH FROM (last_failure_at + make_interval(secs => $3) - now()))::float8 \
-             FROM sign_in_throttle WHERE key IN ($1, $2) ORDER BY key FOR UPDATE",
-        )
-        .bind(&keys[0])
-        .bind(&keys[1])
-        .bind(limits.lockout.as_secs_f64())
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut refused_for: Option<f64> = None;
-        for (key, failures, left) in &rows {
-            let limit = if key.starts_with("account:") {
-                limits.per_account
-            } else {
-                limits.per_address
+        on_db!(self, write, |pool, d| {
+            let mut tx = pool.begin_with(d.begin_write()).await?;
+            sqlx::query(
+                "INSERT INTO sign_in_throttle (key) VALUES ($1), ($2) ON CONFLICT (key) DO NOTHING",
+            )
+            .bind(&keys[0])
+            .bind(&keys[1])
+            .execute(&mut *tx)
+            .await?;
+            // Locked in key order: every attempt takes the same two locks the same way round.
+            // Seconds left of the lockout: the one expression the two databases spell differently.
+            let left = match d {
+                crate::Dialect::Postgres => {
+                    "EXTRACT(EPOCH FROM (last_failure_at + make_interval(secs => $3) - now()))::float8"
+                }
+                crate::Dialect::Sqlite => {
+                    "(julianday(last_failure_at) - julianday('now')) * 86400.0 + $3"
+                }
             };
-            if *failures >= limit {
-                let left = left.unwrap_or(0.0).max(1.0);
-                refused_for = Some(refused_for.map_or(left, |r: f64| r.max(left)));
+            let rows: Vec<(String, i32, Option<f64>)> = sqlx::query_as(d.sql_owned(&format!(
+                "SELECT key, \
+             CASE WHEN last_failure_at > {{ago $3}} THEN failures ELSE 0 END, {left} \
+             FROM sign_in_throttle WHERE key IN ($1, $2) ORDER BY key{{for_update}}"
+            )))
+            .bind(&keys[0])
+            .bind(&keys[1])
+            .bind(limits.lockout.as_secs_f64())
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut refused_for: Option<f64> = None;
+            for (key, failures, left) in &rows {
+                let limit = if key.starts_with("account:") {
+                    limits.per_account
+                } else {
+                    limits.per_address
+                };
+                if *failures >= limit {
+                    let left = left.unwrap_or(0.0).max(1.0);
+                    refused_for = Some(refused_for.map_or(left, |r: f64| r.max(left)));
+                }
             }
-        }
-        if let Some(left) = refused_for {
-            tx.commit().await?;
-            return Ok(SignInGate::Refused {
-                retry_after_secs: left.ceil() as u64,
-            });
-        }
-        sqlx::query(
-            "UPDATE sign_in_throttle SET failures = CASE \
-                WHEN last_failure_at > now() - make_interval(secs => $3) THEN failures + 1 \
-                ELSE 1 END, last_failure_at = now() \
+            if let Some(left) = refused_for {
+                tx.commit().await?;
+                return Ok(SignInGate::Refused {
+                    retry_after_secs: left.ceil() as u64,
+                });
+            }
+            sqlx::query(d.sql(
+                "UPDATE sign_in_throttle SET failures = CASE \
+                WHEN last_failure_at > {ago $3} THEN failures + 1 \
+                ELSE 1 END, last_failure_at = {now} \
              WHERE key IN ($1, $2)",
-        )
-        .bind(&keys[0])
-        .bind(&keys[1])
-        .bind(limits.lockout.as_secs_f64())
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(SignInGate::Open)
+            ))
+            .bind(&keys[0])
+            .bind(&keys[1])
+            .bind(limits.lockout.as_secs_f64())
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(SignInGate::Open)
+        })
     }
 
     /// The attempt taken by [`Store::reserve_sign_in`] succeeded: the account's run of failures
@@ -347,14 +370,15 @@ impl Store {
         username: &str,
         address: &str,
     ) -> Result<(), StorageError> {
-        sqlx::query(
+        on_db!(self, write, |pool, d| sqlx::query(
             "UPDATE sign_in_throttle SET failures = CASE WHEN key = $1 THEN 0 \
-             ELSE greatest(failures - 1, 0) END WHERE key IN ($1, $2)",
+             WHEN failures > 0 THEN failures - 1 ELSE 0 END WHERE key IN ($1, $2)",
         )
         .bind(account_key(username))
         .bind(address_key(address))
-        .execute(&self.pool)
-        .await?;
+        .execute(pool)
+        .await?
+        .rows_affected());
         Ok(())
     }
 
@@ -366,27 +390,28 @@ impl Store {
         request_id: Option<&str>,
         detail: serde_json::Value,
     ) -> Result<(), StorageError> {
-        sqlx::query(
+        on_db!(self, write, |pool, d| sqlx::query(
             "INSERT INTO staff_events (actor, action, request_id, detail) VALUES ($1, $2, $3, $4)",
         )
         .bind(actor)
         .bind(action)
         .bind(request_id)
         .bind(sqlx::types::Json(detail))
-        .execute(&self.pool)
-        .await?;
+        .execute(pool)
+        .await?
+        .rows_affected());
         Ok(())
     }
 
     /// The latest `limit` entries of the staff's trail, newest first.
     pub async fn staff_events(&self, limit: i64) -> Result<Vec<StaffEvent>, StorageError> {
-        let rows = sqlx::query_as::<_, StaffEventRow>(
+        let rows = on_db!(self, read, |pool, d| sqlx::query_as::<_, StaffEventRow>(
             "SELECT id, at, actor, action, request_id, detail FROM staff_events \
              ORDER BY id DESC LIMIT $1",
         )
         .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(pool)
+        .await?);
         Ok(rows
             .into_iter()
             .map(|r| StaffEvent {
@@ -407,16 +432,16 @@ impl Store {
         data: &serde_json::Value,
         expires_at: DateTime<Utc>,
     ) -> Result<bool, StorageError> {
-        let n = sqlx::query(
+        let n = on_db!(self, write, |pool, d| sqlx::query(
             "INSERT INTO staff_sessions (id_hash, data, expires_at) VALUES ($1, $2, $3) \
              ON CONFLICT (id_hash) DO NOTHING",
         )
         .bind(id_hash)
         .bind(sqlx::types::Json(data))
         .bind(expires_at)
-        .execute(&self.pool)
+        .execute(pool)
         .await?
-        .rows_affected();
+        .rows_affected());
         Ok(n == 1)
     }
 
@@ -427,7 +452,7 @@ impl Store {
         data: &serde_json::Value,
         expires_at: DateTime<Utc>,
     ) -> Result<(), StorageError> {
-        sqlx::query(
+        on_db!(self, write, |pool, d| sqlx::query(
             "INSERT INTO staff_sessions (id_hash, data, expires_at) VALUES ($1, $2, $3) \
              ON CONFLICT (id_hash) DO UPDATE SET data = excluded.data, \
              expires_at = excluded.expires_at",
@@ -435,8 +460,9 @@ impl Store {
         .bind(id_hash)
         .bind(sqlx::types::Json(data))
         .bind(expires_at)
-        .execute(&self.pool)
-        .await?;
+        .execute(pool)
+        .await?
+        .rows_affected());
         Ok(())
     }
 
@@ -445,32 +471,38 @@ impl Store {
         &self,
         id_hash: &str,
     ) -> Result<Option<(serde_json::Value, DateTime<Utc>)>, StorageError> {
-        let row: Option<(sqlx::types::Json<serde_json::Value>, DateTime<Utc>)> = sqlx::query_as(
-            "SELECT data, expires_at FROM staff_sessions WHERE id_hash = $1 AND expires_at > now()",
-        )
+        let row: Option<(sqlx::types::Json<serde_json::Value>, DateTime<Utc>)> =
+            on_db!(self, write, |pool, d| {
+                sqlx::query_as(d.sql(
+            "SELECT data, expires_at FROM staff_sessions WHERE id_hash = $1 AND expires_at > {now}",
+        ))
         .bind(id_hash)
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_optional(pool)
+        .await?
+            });
         Ok(row.map(|(data, at)| (data.0, at)))
     }
 
     /// Removes a session record.
     pub async fn session_delete(&self, id_hash: &str) -> Result<(), StorageError> {
-        sqlx::query("DELETE FROM staff_sessions WHERE id_hash = $1")
-            .bind(id_hash)
-            .execute(&self.pool)
-            .await?;
+        on_db!(self, write, |pool, d| sqlx::query(
+            "DELETE FROM staff_sessions WHERE id_hash = $1"
+        )
+        .bind(id_hash)
+        .execute(pool)
+        .await?
+        .rows_affected());
         Ok(())
     }
 
     /// Removes expired session records; returns how many.
     pub async fn delete_expired_sessions(&self) -> Result<u64, StorageError> {
-        Ok(
-            sqlx::query("DELETE FROM staff_sessions WHERE expires_at <= now()")
-                .execute(&self.pool)
-                .await?
-                .rows_affected(),
-        )
+        Ok(on_db!(self, write, |pool, d| sqlx::query(d.sql(
+            "DELETE FROM staff_sessions WHERE expires_at <= {now}"
+        ))
+        .execute(pool)
+        .await?
+        .rows_affected()))
     }
 }
 

@@ -3,7 +3,7 @@
 
 use uuid::Uuid;
 
-use crate::{StorageError, Store};
+use crate::{StorageError, Store, on_db};
 
 /// Seeds `$1` cases after `$2` existing ones: 1 % failed, 0.4 % still queued, the rest analysed by
 /// one of two model versions (diagnoses drawn roughly as HAM10000's), one every 90 s back from
@@ -70,35 +70,40 @@ r AS (
 UPDATE cases SET review_version = 1 FROM r WHERE cases.id = r.case_id";
 
 impl Store {
+    /// The benchmark data is written in PostgreSQL's SQL (the clinic benchmark measures the
+    /// scaled mode).
+    fn synthetic_pool(&self) -> Result<&sqlx::PgPool, StorageError> {
+        self.pg_pool().ok_or(StorageError::Unsupported(
+            "synthetic benchmark cases need PostgreSQL",
+        ))
+    }
+
     /// Cases stored, deleted ones included.
     pub async fn count_all_cases(&self) -> Result<i64, StorageError> {
-        Ok(sqlx::query_scalar("SELECT count(*) FROM cases")
-            .fetch_one(&self.pool)
-            .await?)
+        Ok(on_db!(self, read, |pool, d| sqlx::query_scalar(
+            "SELECT count(*) FROM cases"
+        )
+        .fetch_one(pool)
+        .await?))
     }
 
     /// Adds `n` synthetic analysed cases (no photos, no audit events) for benchmarks.
     pub async fn seed_synthetic_cases(&self, n: i64) -> Result<(), StorageError> {
+        let pool = self.synthetic_pool()?;
         let have = self.count_all_cases().await?;
-        sqlx::query(SEED)
-            .bind(n)
-            .bind(have)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(SEED).bind(n).bind(have).execute(pool).await?;
         Ok(())
     }
 
     /// Reviews a fifth of the analysed cases as `reviewer`, unless some case has a review
     /// already (so that a rerun measures the same data).
     pub async fn seed_synthetic_reviews(&self, reviewer: Uuid) -> Result<(), StorageError> {
+        let pool = self.synthetic_pool()?;
         let any: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM case_reviews)")
-            .fetch_one(&self.pool)
+            .fetch_one(pool)
             .await?;
         if !any {
-            sqlx::query(REVIEW)
-                .bind(reviewer)
-                .execute(&self.pool)
-                .await?;
+            sqlx::query(REVIEW).bind(reviewer).execute(pool).await?;
         }
         Ok(())
     }
@@ -106,9 +111,8 @@ impl Store {
     /// After seeding, what autovacuum does after a bulk load (a server may run without it):
     /// the planner's statistics, and the visibility map that lets a count read an index only.
     pub async fn vacuum_analyze(&self) -> Result<(), StorageError> {
-        sqlx::raw_sql("VACUUM (ANALYZE)")
-            .execute(&self.pool)
-            .await?;
+        let pool = self.synthetic_pool()?;
+        sqlx::raw_sql("VACUUM (ANALYZE)").execute(pool).await?;
         Ok(())
     }
 }

@@ -402,16 +402,13 @@ impl Live {
             loop {
                 let next = tokio::select! {
                     _ = shutdown.cancelled() => return,
-                    n = listener.try_recv() => n,
+                    n = listener.recv() => n,
                 };
                 match next {
-                    Ok(Some(notification)) => match CaseSignal::parse(notification.payload()) {
-                        Some(signal) => {
-                            debug!(case_id = %signal.case_id, kind = %signal.kind, "case event");
-                            self.heard(&signal);
-                        }
-                        None => warn!(payload = notification.payload(), "unreadable case event"),
-                    },
+                    Ok(Some(signal)) => {
+                        debug!(case_id = %signal.case_id, kind = %signal.kind, "case event");
+                        self.heard(&signal);
+                    }
                     Ok(None) => {
                         // Reconnect explicitly, so the watches read again once we listen again.
                         warn!("LISTEN connection lost; reconnecting");

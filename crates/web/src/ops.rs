@@ -70,9 +70,8 @@ pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
         }
         Err(e) => warn!(error = %e, "cannot count cases for /metrics"),
     }
-    let pool = app.store.pool();
-    let open = f64::from(pool.size());
-    let idle = pool.num_idle() as f64;
+    let (open, idle) = app.store.pool_usage();
+    let (open, idle) = (f64::from(open), idle as f64);
     metrics::gauge!("mole_db_pool_connections", "state" => "in_use").set(open - idle);
     metrics::gauge!("mole_db_pool_connections", "state" => "idle").set(idle);
     metrics::gauge!("mole_live_watches").set(app.live.watched_cases() as f64);
