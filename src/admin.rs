@@ -6,15 +6,15 @@
 use std::io::BufRead;
 
 use anyhow::{Context, bail};
-use mole_storage::{Role, Store, StoreOptions};
+use mole_storage::{Role, Store};
 use serde_json::json;
 
 /// `mole admin`.
 #[derive(Debug, clap::Args)]
 pub struct AdminArgs {
-    /// PostgreSQL URL.
-    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
-    pub database_url: Option<String>,
+    /// Where the data lives: DATABASE_URL, else the embedded mode's MOLE_DATA_DIR.
+    #[command(flatten)]
+    pub store: mole_runtime::StoreArgs,
 
     #[command(subcommand)]
     command: AdminCommand,
@@ -96,18 +96,12 @@ fn role_of(s: &str) -> anyhow::Result<Role> {
 
 /// Runs `mole admin …`.
 pub fn run(args: AdminArgs) -> anyhow::Result<()> {
-    let url = args
-        .database_url
-        .context("DATABASE_URL (or --database-url) is required")?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
-        let store = Store::connect(&url, &StoreOptions::default())
-            .await
-            .context("connecting to PostgreSQL")?;
-        store.migrate().await.context("applying migrations")?;
+        let store = args.store.open().await?;
         let result = command(&store, args.command).await;
         store.close().await;
         result

@@ -13,12 +13,17 @@ mod loadtest;
 mod refusal;
 mod service;
 
-/// Skin-lesion triage service and tools.
+/// Skin-lesion triage service and tools. Without a command: the web server and a worker in one
+/// process — with neither DATABASE_URL nor REDIS_URL set, on one SQLite file in MOLE_DATA_DIR
+/// (./mole-data), nothing else to install.
 #[derive(Debug, Parser)]
-#[command(name = "mole", version, about)]
+#[command(name = "mole", version, about, args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+
+    #[command(flatten)]
+    run: service::RunArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -27,7 +32,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Refusal rates of a model card: non-lesion pictures, degraded and clean lesion photos.
     Refusal(refusal::RefusalArgs),
-    /// Run the web server: upload page, live case pages, JSON API, /healthz, /metrics.
+    /// Run a web server of the scaled mode: upload page, live case pages, JSON API, /healthz,
+    /// /metrics.
     Serve(mole_web::ServeArgs),
     /// Run a queue worker: batched inference on uploaded cases (run as many as you like).
     Worker(mole_worker::WorkerArgs),
@@ -35,6 +41,10 @@ enum Command {
     Admin(admin::AdminArgs),
     /// Apply the database migrations and exit.
     Migrate(service::MigrateArgs),
+    /// Write every case, result, audit event, review and staff account to a case bundle.
+    Export(service::ExportArgs),
+    /// Read a case bundle into the database (e.g. the embedded file's cases into PostgreSQL).
+    Import(service::ImportArgs),
     /// Measure upload → result latency of a running stack (POST, then the event stream).
     BenchLatency(bench_latency::BenchLatencyArgs),
     /// Seed many cases and measure the clinic's past-cases page of a running web process.
@@ -50,7 +60,12 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    match cli.command {
+    let Some(command) = cli.command else {
+        return service::run(cli.run);
+    };
+    match command {
+        Command::Export(args) => service::export(args),
+        Command::Import(args) => service::import(args),
         Command::Eval(args) => eval::run(args),
         Command::Refusal(args) => refusal::run(args),
         Command::Serve(args) => service::serve(args),

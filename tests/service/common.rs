@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mole_jobs::config::ConnectionArgs;
 use mole_jobs::{AnalyseCase, JobQueue};
+use mole_runtime::ConnectionArgs;
 use mole_storage::{Store, StoreOptions};
 use mole_web::ServeArgs;
 use mole_worker::WorkerArgs;
@@ -167,10 +167,8 @@ impl TestEnv {
 
     pub fn connection(&self) -> ConnectionArgs {
         ConnectionArgs {
-            database_url: self.database_url.clone(),
-            redis_url: self.redis_url.clone(),
-            queue: self.queue.clone(),
             db_max_connections: 8,
+            ..ConnectionArgs::scaled(&self.database_url, &self.redis_url, &self.queue)
         }
     }
 
@@ -261,7 +259,7 @@ impl TestEnv {
 
     /// Deletes every Redis key of this test's queue (a Redis flush, limited to the namespace).
     pub async fn flush_queue(&self) -> usize {
-        let mut conn = self.jobs.connection();
+        let mut conn = self.jobs.connection().expect("Redis");
         let keys: Vec<String> = redis::cmd("KEYS")
             .arg(format!("{}*", self.queue))
             .query_async(&mut conn)

@@ -148,7 +148,7 @@ async fn redis_flushed_and_then_restarted_loses_no_acknowledged_upload() {
     for (name, bytes) in images[..5].iter().cloned() {
         ids.push(upload_case(&client, &app, &name, bytes).await);
     }
-    let mut conn = env.jobs.connection();
+    let mut conn = env.jobs.connection().expect("Redis");
     redis::cmd("FLUSHALL")
         .query_async::<()>(&mut conn)
         .await

@@ -34,6 +34,30 @@ pub use card::{ModelCard, RefusalSpec};
 /// The shipped model card every command and test uses unless told otherwise, relative to the
 /// workspace root (where `mole` runs from).
 pub const DEFAULT_CARD: &str = "models/mole-v2.card.json";
+
+/// Where the shipped model card is when none is named: [`DEFAULT_CARD`] under the working
+/// directory when it is there (the repository, the Docker image, a Heroku slug), else beside the
+/// running executable, or where a cargo build of the repository puts it (`target/<profile>/mole`
+/// under the repository): so that `mole` started from any directory finds its model.
+pub fn default_card() -> std::path::PathBuf {
+    let relative = std::path::Path::new(DEFAULT_CARD);
+    if relative.is_file() {
+        return relative.to_owned();
+    }
+    let exe_dir = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.canonicalize().ok())
+        .and_then(|exe| exe.parent().map(std::path::Path::to_owned));
+    if let Some(dir) = exe_dir {
+        for base in dir.ancestors().take(4) {
+            let candidate = base.join(DEFAULT_CARD);
+            if candidate.is_file() {
+                return candidate;
+            }
+        }
+    }
+    relative.to_owned()
+}
 pub use classifier::{
     Classifier, ClassifierConfig, MapProgress, OcclusionMap, PhotoSignals, Prediction,
     Preprocessed, RefusalReason, Verdict, calibrated_softmax,

@@ -1,20 +1,23 @@
-//! The job that carries a case from the web process to a worker, and the Redis queue it travels
-//! on (apalis + apalis-redis).
+//! The job that carries a case from the web process to a worker, and the queue it travels on:
+//! Redis (apalis + apalis-redis) between processes, or a channel inside the one process of the
+//! embedded mode (where the database, not the channel, keeps every unfinished case: see
+//! [`JobQueue::local`]).
 //!
 //! Both sides name the queue explicitly (apalis would otherwise derive it from the job type's
 //! Rust path), and workers poll on a short tokio interval (see [`TickStrategy`]) because
 //! apalis-redis 1.0 puts every push in its scheduled set, which an idle worker otherwise only
 //! looks at on its next heartbeat (30 s).
 
-pub mod config;
-pub mod telemetry;
-
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use apalis::prelude::{BackendExt, PollSnapshot, PollStrategy, PollWith, TaskSink};
 use apalis_redis::{Config, ConnectionManager, RedisStorage};
 use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 /// The queue name used when none is configured.
@@ -89,25 +92,100 @@ pub fn queue_config(queue: &str) -> Config {
 /// The producing side of the queue (the web process, the recovery sweep). Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct JobQueue {
-    storage: Storage,
-    conn: ConnectionManager,
     queue: String,
+    inner: Inner,
+}
+
+#[derive(Debug, Clone)]
+enum Inner {
+    Redis {
+        storage: Box<Storage>,
+        conn: ConnectionManager,
+    },
+    Local(Arc<Local>),
+}
+
+/// The embedded mode's queue: a channel to the worker in the same process. Jobs in it are lost
+/// when the process stops, never their cases: the database keeps every unfinished case, and the
+/// next start queues them again.
+#[derive(Debug)]
+struct Local {
+    sender: mpsc::UnboundedSender<AnalyseCase>,
+    receiver: Mutex<Option<mpsc::UnboundedReceiver<AnalyseCase>>>,
+    waiting: Arc<AtomicU64>,
+    health: Mutex<HashMap<String, WorkerHealth>>,
+}
+
+/// The consuming end of a local queue (one worker takes it).
+#[derive(Debug)]
+pub struct LocalJobs {
+    receiver: mpsc::UnboundedReceiver<AnalyseCase>,
+    waiting: Arc<AtomicU64>,
+}
+
+impl LocalJobs {
+    /// The next job; `None` once every producer is gone.
+    pub async fn recv(&mut self) -> Option<AnalyseCase> {
+        let job = self.receiver.recv().await?;
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        Some(job)
+    }
 }
 
 impl JobQueue {
-    /// A producer for `queue` over an existing connection.
+    /// A producer for `queue` over an existing Redis connection.
     pub fn new(conn: ConnectionManager, queue: &str) -> Self {
         let storage = RedisStorage::new(conn.clone()).with_config(queue_config(queue));
         Self {
-            storage,
-            conn,
             queue: queue.to_owned(),
+            inner: Inner::Redis {
+                storage: Box::new(storage),
+                conn,
+            },
         }
     }
 
-    /// Connects and returns a producer for `queue`.
+    /// Connects to Redis and returns a producer for `queue`.
     pub async fn connect(redis_url: &str, queue: &str) -> Result<Self, QueueError> {
         Ok(Self::new(connect(redis_url).await?, queue))
+    }
+
+    /// A queue inside this process (the embedded mode): take its consuming end once with
+    /// [`JobQueue::take_local_jobs`].
+    pub fn local(queue: &str) -> Self {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        Self {
+            queue: queue.to_owned(),
+            inner: Inner::Local(Arc::new(Local {
+                sender,
+                receiver: Mutex::new(Some(receiver)),
+                waiting: Arc::new(AtomicU64::new(0)),
+                health: Mutex::new(HashMap::new()),
+            })),
+        }
+    }
+
+    /// Whether this is a queue inside this process.
+    pub fn is_local(&self) -> bool {
+        matches!(self.inner, Inner::Local(_))
+    }
+
+    /// The consuming end of a local queue; `None` for Redis, or when it was taken already.
+    pub fn take_local_jobs(&self) -> Option<LocalJobs> {
+        match &self.inner {
+            Inner::Local(local) => {
+                local
+                    .receiver
+                    .lock()
+                    .expect("local queue")
+                    .take()
+                    .map(|receiver| LocalJobs {
+                        receiver,
+                        waiting: local.waiting.clone(),
+                    })
+            }
+            Inner::Redis { .. } => None,
+        }
     }
 
     /// The queue's name (also the prefix of all its Redis keys).
@@ -117,86 +195,134 @@ impl JobQueue {
 
     /// Pushes a job.
     pub async fn push(&self, job: AnalyseCase) -> Result<(), QueueError> {
-        let mut storage = self.storage.clone();
-        storage
-            .push(job)
-            .await
-            .map_err(|e| QueueError::Push(e.to_string()))
+        match &self.inner {
+            Inner::Redis { storage, .. } => {
+                let mut storage = Storage::clone(storage);
+                storage
+                    .push(job)
+                    .await
+                    .map_err(|e| QueueError::Push(e.to_string()))
+            }
+            Inner::Local(local) => {
+                local.waiting.fetch_add(1, Ordering::Relaxed);
+                local.sender.send(job).map_err(|_| {
+                    local.waiting.fetch_sub(1, Ordering::Relaxed);
+                    QueueError::Push("the worker has stopped".to_owned())
+                })
+            }
+        }
     }
 
-    /// Checks that Redis answers.
+    /// Checks that Redis answers (a local queue always does).
     pub async fn ping(&self) -> Result<(), QueueError> {
-        let mut conn = self.conn.clone();
-        redis::cmd("PING").query_async::<String>(&mut conn).await?;
-        Ok(())
+        match &self.inner {
+            Inner::Redis { conn, .. } => {
+                let mut conn = conn.clone();
+                redis::cmd("PING").query_async::<String>(&mut conn).await?;
+                Ok(())
+            }
+            Inner::Local(_) => Ok(()),
+        }
     }
 
     /// Jobs waiting to be picked up (scheduled plus active), for metrics.
     pub async fn depth(&self) -> Result<u64, QueueError> {
-        let config = self.storage.get_config();
-        let mut conn = self.conn.clone();
-        let (scheduled, active): (u64, u64) = redis::pipe()
-            .cmd("ZCARD")
-            .arg(config.scheduled_jobs_set())
-            .cmd("LLEN")
-            .arg(config.active_jobs_list())
-            .query_async(&mut conn)
-            .await?;
-        Ok(scheduled + active)
+        match &self.inner {
+            Inner::Redis { storage, conn } => {
+                let config = storage.get_config();
+                let mut conn = conn.clone();
+                let (scheduled, active): (u64, u64) = redis::pipe()
+                    .cmd("ZCARD")
+                    .arg(config.scheduled_jobs_set())
+                    .cmd("LLEN")
+                    .arg(config.active_jobs_list())
+                    .query_async(&mut conn)
+                    .await?;
+                Ok(scheduled + active)
+            }
+            Inner::Local(local) => Ok(local.waiting.load(Ordering::Relaxed)),
+        }
     }
 
     fn health_key(&self) -> String {
         format!("{}:mole:worker-health", self.queue)
     }
 
-    /// Publishes a worker's latest self-check (kept in a Redis hash next to the queue), so web
-    /// processes can report the workers' health.
+    /// Publishes a worker's latest self-check (kept in a Redis hash next to the queue, or in
+    /// this process), so web processes can report the workers' health.
     pub async fn report_worker_health(&self, report: &WorkerHealth) -> Result<(), QueueError> {
-        let mut conn = self.conn.clone();
-        let value = serde_json::to_string(report).map_err(|e| QueueError::Push(e.to_string()))?;
-        redis::cmd("HSET")
-            .arg(self.health_key())
-            .arg(&report.worker)
-            .arg(value)
-            .query_async::<()>(&mut conn)
-            .await?;
+        match &self.inner {
+            Inner::Redis { conn, .. } => {
+                let mut conn = conn.clone();
+                let value =
+                    serde_json::to_string(report).map_err(|e| QueueError::Push(e.to_string()))?;
+                redis::cmd("HSET")
+                    .arg(self.health_key())
+                    .arg(&report.worker)
+                    .arg(value)
+                    .query_async::<()>(&mut conn)
+                    .await?;
+            }
+            Inner::Local(local) => {
+                local
+                    .health
+                    .lock()
+                    .expect("worker health")
+                    .insert(report.worker.clone(), report.clone());
+            }
+        }
         Ok(())
     }
 
     /// Removes a worker's report (at its shutdown).
     pub async fn forget_worker_health(&self, worker: &str) -> Result<(), QueueError> {
-        let mut conn = self.conn.clone();
-        redis::cmd("HDEL")
-            .arg(self.health_key())
-            .arg(worker)
-            .query_async::<()>(&mut conn)
-            .await?;
+        match &self.inner {
+            Inner::Redis { conn, .. } => {
+                let mut conn = conn.clone();
+                redis::cmd("HDEL")
+                    .arg(self.health_key())
+                    .arg(worker)
+                    .query_async::<()>(&mut conn)
+                    .await?;
+            }
+            Inner::Local(local) => {
+                local.health.lock().expect("worker health").remove(worker);
+            }
+        }
         Ok(())
     }
 
-    /// Reports of workers seen within `max_age`; older ones are dropped from Redis.
+    /// Reports of workers seen within `max_age`; older ones are dropped.
     pub async fn worker_health(&self, max_age: Duration) -> Result<Vec<WorkerHealth>, QueueError> {
-        let mut conn = self.conn.clone();
-        let all: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
-            .arg(self.health_key())
-            .query_async(&mut conn)
-            .await?;
         let now = unix_millis();
+        let fresh = |report: &WorkerHealth| {
+            now.saturating_sub(report.at_unix_ms) <= max_age.as_millis() as u64
+        };
         let mut live = Vec::new();
-        for (worker, value) in all {
-            match serde_json::from_str::<WorkerHealth>(&value) {
-                Ok(report)
-                    if now.saturating_sub(report.at_unix_ms) <= max_age.as_millis() as u64 =>
-                {
-                    live.push(report)
+        match &self.inner {
+            Inner::Redis { conn, .. } => {
+                let mut conn = conn.clone();
+                let all: HashMap<String, String> = redis::cmd("HGETALL")
+                    .arg(self.health_key())
+                    .query_async(&mut conn)
+                    .await?;
+                for (worker, value) in all {
+                    match serde_json::from_str::<WorkerHealth>(&value) {
+                        Ok(report) if fresh(&report) => live.push(report),
+                        _ => {
+                            let _ = redis::cmd("HDEL")
+                                .arg(self.health_key())
+                                .arg(&worker)
+                                .query_async::<()>(&mut conn)
+                                .await;
+                        }
+                    }
                 }
-                _ => {
-                    let _ = redis::cmd("HDEL")
-                        .arg(self.health_key())
-                        .arg(&worker)
-                        .query_async::<()>(&mut conn)
-                        .await;
-                }
+            }
+            Inner::Local(local) => {
+                let mut health = local.health.lock().expect("worker health");
+                health.retain(|_, report| fresh(report));
+                live.extend(health.values().cloned());
             }
         }
         live.sort_by(|a, b| a.worker.cmp(&b.worker));
@@ -204,17 +330,20 @@ impl JobQueue {
     }
 
     /// Forgets finished jobs older than `older_than` (their data, metadata and the done list),
-    /// which apalis-redis would otherwise keep for ever. PostgreSQL keeps the history that
-    /// matters. Returns the number of jobs removed.
+    /// which apalis-redis would otherwise keep for ever. The database keeps the history that
+    /// matters. Returns the number of jobs removed (a local queue keeps none).
     pub async fn vacuum(&self, older_than: Duration) -> Result<usize, QueueError> {
         use apalis_core::backend::Vacuum;
-        let mut storage = self.storage.clone();
+        let Inner::Redis { storage, conn } = &self.inner else {
+            return Ok(0);
+        };
+        let mut storage = Storage::clone(storage);
         let removed = storage
             .vacuum_before(older_than)
             .await
             .map_err(|e| QueueError::Push(format!("vacuum failed: {e}")))?;
         // The done list only feeds apalis' own statistics.
-        let mut conn = self.conn.clone();
+        let mut conn = conn.clone();
         redis::cmd("DEL")
             .arg(storage.get_config().done_jobs_set())
             .query_async::<()>(&mut conn)
@@ -222,16 +351,25 @@ impl JobQueue {
         Ok(removed)
     }
 
-    /// The consuming side for a worker: the same queue, polled every `poll_interval`.
-    pub fn worker_storage(&self, poll_interval: Duration) -> WorkerStorage {
-        RedisStorage::new(self.conn.clone())
-            .with_config(queue_config(&self.queue))
-            .poll_with_strategy(TickStrategy::new(poll_interval))
+    /// The consuming side for a worker: the same Redis queue, polled every `poll_interval`
+    /// (`None` for a local queue: see [`JobQueue::take_local_jobs`]).
+    pub fn worker_storage(&self, poll_interval: Duration) -> Option<WorkerStorage> {
+        match &self.inner {
+            Inner::Redis { conn, .. } => Some(
+                RedisStorage::new(conn.clone())
+                    .with_config(queue_config(&self.queue))
+                    .poll_with_strategy(TickStrategy::new(poll_interval)),
+            ),
+            Inner::Local(_) => None,
+        }
     }
 
-    /// A connection for other Redis commands (tests, health checks).
-    pub fn connection(&self) -> ConnectionManager {
-        self.conn.clone()
+    /// A connection for other Redis commands (tests, health checks); `None` for a local queue.
+    pub fn connection(&self) -> Option<ConnectionManager> {
+        match &self.inner {
+            Inner::Redis { conn, .. } => Some(conn.clone()),
+            Inner::Local(_) => None,
+        }
     }
 }
 
@@ -275,37 +413,6 @@ impl PollStrategy for TickStrategy {
             Poll::Pending
         }
     }
-}
-
-/// A token cancelled on SIGTERM (Heroku, Docker, systemd) or Ctrl-C: the signal for a graceful
-/// shutdown. Must be called inside a tokio runtime.
-pub fn shutdown_on_signals() -> tokio_util::sync::CancellationToken {
-    let token = tokio_util::sync::CancellationToken::new();
-    let trigger = token.clone();
-    tokio::spawn(async move {
-        let ctrl_c = tokio::signal::ctrl_c();
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            match signal(SignalKind::terminate()) {
-                Ok(mut term) => {
-                    tokio::select! {
-                        _ = ctrl_c => {}
-                        _ = term.recv() => {}
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops");
-                    let _ = ctrl_c.await;
-                }
-            }
-        }
-        #[cfg(not(unix))]
-        let _ = ctrl_c.await;
-        tracing::info!("shutdown requested");
-        trigger.cancel();
-    });
-    token
 }
 
 #[cfg(test)]

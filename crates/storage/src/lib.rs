@@ -14,6 +14,7 @@
 
 mod clinic;
 pub mod dialect;
+mod export;
 mod model;
 mod person;
 mod queries;
@@ -32,6 +33,7 @@ use tokio::sync::watch;
 
 pub use clinic::*;
 pub use dialect::Dialect;
+pub use export::*;
 pub use model::*;
 pub use person::*;
 pub use queries::CaseSignal;

@@ -20,31 +20,33 @@ macro_rules! case_columns {
          error, model_version, queue_ms, inference_ms, batch_size, deleted_at, review_version"
     };
 }
+pub(crate) use case_columns;
 
-#[derive(FromRow)]
-struct CaseRow {
-    id: Uuid,
-    status: String,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-    request_id: String,
-    uploader: String,
-    image_sha256: String,
-    enqueued_at: Option<DateTime<Utc>>,
-    enqueue_count: i32,
-    attempts: i32,
-    claimed_by: Option<String>,
-    lease_until: Option<DateTime<Utc>>,
-    started_at: Option<DateTime<Utc>>,
-    finished_at: Option<DateTime<Utc>>,
-    error_code: Option<String>,
-    error: Option<String>,
-    model_version: Option<String>,
-    queue_ms: Option<i32>,
-    inference_ms: Option<i32>,
-    batch_size: Option<i32>,
-    deleted_at: Option<DateTime<Utc>>,
-    review_version: Option<i32>,
+/// A case's row as stored (also what a case bundle carries: see [`crate::export`]).
+#[derive(FromRow, serde::Serialize, Deserialize)]
+pub(crate) struct CaseRow {
+    pub(crate) id: Uuid,
+    pub(crate) status: String,
+    pub(crate) created_at: DateTime<Utc>,
+    pub(crate) updated_at: DateTime<Utc>,
+    pub(crate) request_id: String,
+    pub(crate) uploader: String,
+    pub(crate) image_sha256: String,
+    pub(crate) enqueued_at: Option<DateTime<Utc>>,
+    pub(crate) enqueue_count: i32,
+    pub(crate) attempts: i32,
+    pub(crate) claimed_by: Option<String>,
+    pub(crate) lease_until: Option<DateTime<Utc>>,
+    pub(crate) started_at: Option<DateTime<Utc>>,
+    pub(crate) finished_at: Option<DateTime<Utc>>,
+    pub(crate) error_code: Option<String>,
+    pub(crate) error: Option<String>,
+    pub(crate) model_version: Option<String>,
+    pub(crate) queue_ms: Option<i32>,
+    pub(crate) inference_ms: Option<i32>,
+    pub(crate) batch_size: Option<i32>,
+    pub(crate) deleted_at: Option<DateTime<Utc>>,
+    pub(crate) review_version: Option<i32>,
 }
 
 impl TryFrom<CaseRow> for Case {
@@ -1244,9 +1246,35 @@ impl Store {
         limit: i64,
         actor: &Actor,
     ) -> Result<Vec<Requeued>, StorageError> {
+        self.requeue(requeue_after, limit, actor, false).await
+    }
+
+    /// Marks every unfinished case for a new push (`requeued` event), claimed or not: for the
+    /// embedded mode's one process when it starts, whose jobs and claims died with the process
+    /// before it (nobody else can hold a claim on its file). The caller pushes a job for each.
+    pub async fn requeue_unfinished(
+        &self,
+        limit: i64,
+        actor: &Actor,
+    ) -> Result<Vec<Requeued>, StorageError> {
+        self.requeue(Duration::ZERO, limit, actor, true).await
+    }
+
+    async fn requeue(
+        &self,
+        requeue_after: Duration,
+        limit: i64,
+        actor: &Actor,
+        every_claim: bool,
+    ) -> Result<Vec<Requeued>, StorageError> {
+        let held = if every_claim {
+            "the process that held it stopped"
+        } else {
+            "the worker's lease ran out"
+        };
         let reason = |was: &str| {
             if was == "processing" {
-                "the worker's lease ran out"
+                held
             } else {
                 "the job was not picked up"
             }
@@ -1259,8 +1287,8 @@ impl Store {
                         WHERE deleted_at IS NULL AND ( \
                             (status = 'queued' \
                              AND COALESCE(enqueued_at, created_at) \
-                                < now() - make_interval(secs => $1)) \
-                            OR (status = 'processing' AND lease_until < now())) \
+                                <= now() - make_interval(secs => $1)) \
+                            OR (status = 'processing' AND (lease_until < now() OR $4))) \
                         ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED), \
                      moved AS ( \
                         UPDATE cases c SET status = 'queued', claimed_by = NULL, \
@@ -1271,13 +1299,15 @@ impl Store {
                      INSERT INTO case_events (case_id, kind, actor, request_id, detail) \
                      SELECT id, 'requeued', $3, request_id, \
                         jsonb_build_object('was', was, 'enqueue_count', enqueue_count, 'reason', \
-                            CASE WHEN was = 'processing' THEN 'the worker''s lease ran out' \
+                            CASE WHEN was = 'processing' THEN $5 \
                                  ELSE 'the job was not picked up' END) \
                      FROM moved RETURNING case_id, request_id",
                 )
                 .bind(requeue_after.as_secs_f64())
                 .bind(limit)
                 .bind(actor.as_str())
+                .bind(every_claim)
+                .bind(held)
                 .fetch_all(pool)
                 .await?
             }
@@ -1286,12 +1316,13 @@ impl Store {
                 let mut tx = lite.writer().begin_with(d.begin_write()).await?;
                 let picked: Vec<(Uuid, String)> = sqlx::query_as(d.sql(
                     "SELECT id, status FROM cases WHERE deleted_at IS NULL AND ( \
-                        (status = 'queued' AND COALESCE(enqueued_at, created_at) < {ago $1}) \
-                        OR (status = 'processing' AND lease_until < {now})) \
+                        (status = 'queued' AND COALESCE(enqueued_at, created_at) <= {ago $1}) \
+                        OR (status = 'processing' AND (lease_until < {now} OR $3))) \
                      ORDER BY created_at LIMIT $2",
                 ))
                 .bind(requeue_after.as_secs_f64())
                 .bind(limit)
+                .bind(every_claim)
                 .fetch_all(&mut *tx)
                 .await?;
                 let mut moved = Vec::with_capacity(picked.len());

@@ -533,6 +533,22 @@ async fn lost_jobs_are_found_again_by_the_sweep(store: &Store) {
             .unwrap()
             .is_empty()
     );
+    // After a restart of the one embedded process: every unfinished case, held or not.
+    let mut all: Vec<Uuid> = store
+        .requeue_unfinished(100, &Actor::system("start"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    all.sort();
+    let mut expected = vec![fresh.id, held.id, dead.id];
+    expected.sort();
+    assert_eq!(all, expected);
+    let taken = store.events(held.id).await.unwrap().pop().unwrap();
+    assert_eq!(taken.detail["reason"], "the process that held it stopped");
+    let c = store.case(held.id).await.unwrap().unwrap();
+    assert_eq!((c.status, c.claimed_by), (CaseStatus::Queued, None));
 }
 
 async fn views_are_recorded_once_per_window(store: &Store) {
@@ -991,4 +1007,228 @@ async fn the_audit_trail_refuses_changes(store: &Store) {
         _ => unreachable!(),
     }
     assert_eq!(store.events(case.id).await.unwrap().len(), 2);
+}
+
+/// Two times the same up to the microsecond PostgreSQL keeps (it rounds).
+fn same_time(a: chrono::DateTime<Utc>, b: chrono::DateTime<Utc>) -> bool {
+    (a - b)
+        .num_nanoseconds()
+        .is_some_and(|ns| ns.abs() <= 1_000)
+}
+
+fn same_opt_time(a: Option<chrono::DateTime<Utc>>, b: Option<chrono::DateTime<Utc>>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => same_time(a, b),
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+/// A clinic's worth of cases in every state, on `store`; their ids.
+async fn clinic(store: &Store) -> Vec<Uuid> {
+    let rita = store
+        .create_account("rita", Role::Admin, "$argon2id$hash")
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .staff_event("staff:rita", "sign_in", Some("r0"), json!({ "ok": true }))
+        .await
+        .unwrap();
+    let reviewed = done_case(store, "u1", b"reviewed", "mel", 0.8).await;
+    store
+        .save_explanation(reviewed.id, "w", "mole-test@1.0.0", &json!({ "grid": 1 }))
+        .await
+        .unwrap();
+    store
+        .record_view(reviewed.id, &Actor::uploader("u1"), None, LEASE)
+        .await
+        .unwrap();
+    for (diagnosis, note) in [("mel", None), ("bcc", Some("left arm"))] {
+        store
+            .add_review(&NewReview {
+                case_id: reviewed.id,
+                reviewer: rita.id,
+                reviewer_name: "rita".to_owned(),
+                diagnosis: diagnosis.to_owned(),
+                verdict: "see_a_doctor".to_owned(),
+                note: note.map(str::to_owned),
+                request_id: None,
+            })
+            .await
+            .unwrap();
+    }
+    let refused = upload(store, "u1", b"refused").await;
+    claim(store, refused.id, "w").await;
+    store
+        .complete_batch(&[completion(
+            refused.id,
+            "w",
+            Analysis::Refusal(NewRefusal {
+                model_version: "mole-test@1.0.0".to_owned(),
+                reason: "not_a_lesion".to_owned(),
+                detail: json!({ "ood": 0.9 }),
+            }),
+        )])
+        .await
+        .unwrap();
+    let queued = upload(store, "u2", b"queued").await;
+    let deleted = done_case(store, "u2", b"deleted", "nv", 0.1).await;
+    store
+        .delete_case(deleted.id, &Actor::uploader("u2"), Some("r9"))
+        .await
+        .unwrap();
+    vec![reviewed.id, refused.id, queued.id, deleted.id]
+}
+
+/// Exports `from`, imports into `to`, and checks that every case, photo, result, audit event,
+/// review and account arrived as it was; then that importing again changes nothing.
+async fn round_trip(from: &Store, to: &Store) {
+    let ids = clinic(from).await;
+    let mut bundle = Vec::new();
+    assert_eq!(from.export_bundle(&mut bundle).await.unwrap(), 4);
+    let counts = to.import_bundle(&bundle[..]).await.unwrap();
+    let events: usize = {
+        let mut n = 0;
+        for id in &ids {
+            n += from.events(*id).await.unwrap().len();
+        }
+        n
+    };
+    assert_eq!(
+        counts,
+        ImportCounts {
+            cases: 4,
+            skipped: 0,
+            events: events as u64,
+            accounts: 1
+        }
+    );
+    for id in &ids {
+        let (a, b) = (
+            from.case(*id).await.unwrap().unwrap(),
+            to.case(*id).await.unwrap().unwrap(),
+        );
+        assert_eq!(
+            (
+                a.status,
+                &a.request_id,
+                &a.uploader,
+                &a.image_sha256,
+                a.attempts
+            ),
+            (
+                b.status,
+                &b.request_id,
+                &b.uploader,
+                &b.image_sha256,
+                b.attempts
+            )
+        );
+        assert_eq!(
+            (
+                &a.model_version,
+                a.queue_ms,
+                a.review_version,
+                &a.error_code
+            ),
+            (
+                &b.model_version,
+                b.queue_ms,
+                b.review_version,
+                &b.error_code
+            )
+        );
+        assert!(same_time(a.created_at, b.created_at));
+        assert!(same_opt_time(a.finished_at, b.finished_at));
+        assert!(same_opt_time(a.deleted_at, b.deleted_at));
+        let (sa, sb) = (
+            from.case_state(*id).await.unwrap().unwrap(),
+            to.case_state(*id).await.unwrap().unwrap(),
+        );
+        assert_eq!(
+            sa.prediction.map(|p| p.result),
+            sb.prediction.map(|p| p.result)
+        );
+        assert_eq!(sa.refusal.map(|r| r.result), sb.refusal.map(|r| r.result));
+        assert_eq!(sa.explanation, sb.explanation);
+        let (ia, ib) = (from.image(*id).await.unwrap(), to.image(*id).await.unwrap());
+        assert_eq!(ia.map(|i| i.bytes), ib.map(|i| i.bytes));
+        let (ea, eb) = (
+            from.events(*id).await.unwrap(),
+            to.events(*id).await.unwrap(),
+        );
+        assert_eq!(ea.len(), eb.len());
+        for (x, y) in ea.iter().zip(&eb) {
+            assert_eq!(
+                (x.kind, &x.actor, &x.request_id, &x.detail),
+                (y.kind, &y.actor, &y.request_id, &y.detail)
+            );
+            assert!(same_time(x.at, y.at));
+        }
+        let (ra, rb) = (
+            from.reviews(*id).await.unwrap(),
+            to.reviews(*id).await.unwrap(),
+        );
+        assert_eq!(ra.len(), rb.len());
+        for (x, y) in ra.iter().zip(&rb) {
+            assert_eq!(
+                (x.version, &x.diagnosis, &x.note, &x.reviewer),
+                (y.version, &y.diagnosis, &y.note, &y.reviewer)
+            );
+        }
+    }
+    assert_eq!(
+        from.reviews(ids[0]).await.unwrap()[1].note.as_deref(),
+        Some("left arm")
+    );
+    let rita = to.account_by_username("rita").await.unwrap().unwrap();
+    assert_eq!(rita.password_hash, "$argon2id$hash");
+    assert_eq!(to.staff_events(10).await.unwrap().len(), 1);
+    // Again: everything is there already.
+    let again = to.import_bundle(&bundle[..]).await.unwrap();
+    assert_eq!(
+        again,
+        ImportCounts {
+            cases: 0,
+            skipped: 4,
+            events: 0,
+            accounts: 0
+        }
+    );
+    assert_eq!(to.staff_events(10).await.unwrap().len(), 1);
+    assert_eq!(
+        to.events(ids[0]).await.unwrap().len(),
+        from.events(ids[0]).await.unwrap().len()
+    );
+    // The moved clinic works on: the queued case can be claimed and completed.
+    assert!(matches!(
+        claim(to, ids[2], "new-worker").await,
+        Claim::Claimed { .. }
+    ));
+}
+
+#[tokio::test]
+async fn a_bundle_exported_from_sqlite_imports_into_postgres_with_every_case_result_and_event() {
+    let (from, to) = (sqlite().await, postgres().await);
+    round_trip(&from.store, &to.store).await;
+}
+
+#[tokio::test]
+async fn a_bundle_exported_from_postgres_imports_into_sqlite_with_every_case_result_and_event() {
+    let (from, to) = (postgres().await, sqlite().await);
+    round_trip(&from.store, &to.store).await;
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_a_bundle_is_refused_before_anything_is_written() {
+    let env = sqlite().await;
+    for input in [&b""[..], b"{\"case\": 1}\n", b"not json\n"] {
+        let err = env.store.import_bundle(input).await.unwrap_err();
+        assert!(matches!(err, BundleError::Format(_)), "{err}");
+    }
+    let future = br#"{"header":{"format":"mole-case-bundle","version":99,"exported_at":"2026-01-01T00:00:00Z","source":"x"}}"#;
+    let err = env.store.import_bundle(&future[..]).await.unwrap_err();
+    assert!(err.to_string().contains("version 99"), "{err}");
+    assert_eq!(env.store.count_all_cases().await.unwrap(), 0);
 }

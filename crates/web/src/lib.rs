@@ -39,8 +39,9 @@ use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use mole_inference::DecodeLimits;
 use mole_jobs::JobQueue;
-use mole_jobs::config::ConnectionArgs;
-use mole_storage::{Store, StoreOptions};
+use mole_runtime::Backends;
+use mole_runtime::ConnectionArgs;
+use mole_storage::Store;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -112,7 +113,7 @@ pub struct ServeArgs {
     pub view_window_secs: u64,
 
     /// Model card of the model the workers serve (shown on /model).
-    #[arg(long, env = "MOLE_MODEL", default_value = mole_inference::DEFAULT_CARD)]
+    #[arg(long, env = "MOLE_MODEL", default_value_os_t = mole_inference::default_card())]
     pub model: PathBuf,
 
     /// Directory of the model's `mole eval` report (metrics.json, report.html); default: `report`
@@ -444,33 +445,41 @@ pub struct Server {
     app: Router,
     state: AppState,
     listener_task: tokio::task::JoinHandle<()>,
+    /// Whether the server made its backends (and so closes them when it stops).
+    owns_backends: bool,
 }
 
 impl Server {
-    /// Validates the settings, connects, migrates, starts listening for case events, and binds
-    /// the port (`PORT=0` picks a free one; see [`Server::local_addr`]).
+    /// Validates the settings, connects to PostgreSQL and Redis, migrates, starts listening for
+    /// case events, and binds the port (`PORT=0` picks a free one; see [`Server::local_addr`]):
+    /// `mole serve`, one of the scaled mode's web processes.
     pub async fn bind(args: ServeArgs, shutdown: CancellationToken) -> anyhow::Result<Self> {
         args.validate()?;
-        mole_jobs::telemetry::prometheus();
-        info!(config = ?args, "starting web server");
+        args.connection
+            .require_scaled("mole serve")
+            .map_err(anyhow::Error::msg)?;
+        let backends = Backends::connect_as_server(&args.connection).await?;
+        let mut server = Self::bind_with(args, backends, shutdown).await?;
+        server.owns_backends = true;
+        Ok(server)
+    }
+
+    /// [`Server::bind`] on backends made by the caller (the embedded mode's one process shares
+    /// them with its worker), which also closes them.
+    pub async fn bind_with(
+        args: ServeArgs,
+        backends: Backends,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Self> {
+        args.validate()?;
+        mole_runtime::telemetry::prometheus();
+        info!(config = ?args, data = %backends.store.describe(), "starting web server");
         let report_dir = args
             .model_report
             .clone()
             .unwrap_or_else(|| model::default_report_dir(&args.model));
         let model_info = Arc::new(model::ModelInfo::load(&args.model, &report_dir)?);
-        let store = Store::connect(
-            &args.connection.database_url,
-            &StoreOptions {
-                max_connections: args.connection.db_max_connections,
-                ..StoreOptions::default()
-            },
-        )
-        .await
-        .context("connecting to PostgreSQL")?;
-        store.migrate().await.context("applying migrations")?;
-        let queue = JobQueue::connect(&args.connection.redis_url, &args.connection.queue)
-            .await
-            .context("connecting to Redis")?;
+        let Backends { store, queue, .. } = backends;
         // Reads of live watches take at most half the pool: uploads always find a connection.
         let live_reads = (args.connection.db_max_connections as usize / 2).max(1);
         let live = Live::new(
@@ -517,6 +526,7 @@ impl Server {
             app: router(state.clone()),
             state,
             listener_task,
+            owns_backends: false,
         })
     }
 
@@ -549,7 +559,9 @@ impl Server {
         .await
         .context("serving HTTP")?;
         let _ = self.listener_task.await;
-        self.state.store.close().await;
+        if self.owns_backends {
+            self.state.store.close().await;
+        }
         info!("web server stopped");
         Ok(())
     }

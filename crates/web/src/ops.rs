@@ -81,6 +81,6 @@ pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
     }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        mole_jobs::telemetry::prometheus().render(),
+        mole_runtime::telemetry::prometheus().render(),
     )
 }

@@ -23,8 +23,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use mole_inference::{Classifier, ClassifierConfig};
 use mole_jobs::JobQueue;
-use mole_jobs::config::ConnectionArgs;
-use mole_storage::{Store, StoreOptions};
+use mole_runtime::Backends;
+use mole_runtime::ConnectionArgs;
+use mole_storage::Store;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
@@ -40,7 +41,7 @@ pub struct WorkerArgs {
     pub connection: ConnectionArgs,
 
     /// Model card of the model to serve.
-    #[arg(long, env = "MOLE_MODEL", default_value = mole_inference::DEFAULT_CARD)]
+    #[arg(long, env = "MOLE_MODEL", default_value_os_t = mole_inference::default_card())]
     pub model: PathBuf,
 
     /// Most cases in one forward pass.
@@ -184,12 +185,31 @@ struct HealthState {
     model_version: String,
 }
 
-/// Runs a worker until `shutdown` is cancelled, then finishes the jobs in hand (the current batch
-/// included) and returns.
+/// Runs a worker of the scaled mode (`mole worker`: PostgreSQL and Redis) until `shutdown` is
+/// cancelled, then finishes the jobs in hand (the current batch included) and returns.
 pub async fn run(args: WorkerArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     args.validate()?;
+    args.connection
+        .require_scaled("mole worker")
+        .map_err(anyhow::Error::msg)?;
+    let backends = Backends::connect_as_server(&args.connection).await?;
+    let store = backends.store.clone();
+    let result = run_with(args, backends, shutdown).await;
+    store.close().await;
+    result
+}
+
+/// [`run`] on backends made by the caller, who closes them (the embedded mode's one process
+/// shares them with its web server). With a queue inside this process (the embedded mode), the
+/// worker first takes over every unfinished case: the process before it is gone with its jobs.
+pub async fn run_with(
+    args: WorkerArgs,
+    backends: Backends,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    args.validate()?;
     // Install the metrics recorder before anything records.
-    mole_jobs::telemetry::prometheus();
+    mole_runtime::telemetry::prometheus();
     let worker_name = unique_name(&args.name);
     info!(config = ?args, worker = %worker_name, "starting worker");
 
@@ -217,19 +237,17 @@ pub async fn run(args: WorkerArgs, shutdown: CancellationToken) -> anyhow::Resul
     let classifier = Arc::new(classifier);
     info!(model = %classifier.model_version(), backend = classifier.backend_name(), "model ready");
 
-    let store = Store::connect(
-        &args.connection.database_url,
-        &StoreOptions {
-            max_connections: args.connection.db_max_connections,
-            ..StoreOptions::default()
-        },
-    )
-    .await
-    .context("connecting to PostgreSQL")?;
-    store.migrate().await.context("applying migrations")?;
-    let queue = JobQueue::connect(&args.connection.redis_url, &args.connection.queue)
-        .await
-        .context("connecting to Redis")?;
+    let Backends { store, queue, .. } = backends;
+    let local_jobs = queue.take_local_jobs();
+    if local_jobs.is_some() {
+        let taken = recovery::take_over_unfinished(&store, &queue).await?;
+        if taken > 0 {
+            info!(
+                cases = taken,
+                "queued the unfinished cases of the previous run again"
+            );
+        }
+    }
 
     let (batcher, batcher_tasks) = Batcher::spawn(
         classifier.clone(),
@@ -307,39 +325,48 @@ pub async fn run(args: WorkerArgs, shutdown: CancellationToken) -> anyhow::Resul
         ),
     });
 
-    // apalis ends a worker when Redis fails under it; start a fresh one (with a fresh name)
-    // until we are asked to stop.
-    let mut restarts = 0u32;
-    loop {
-        let apalis_name = format!("{worker_name}-{restarts}");
-        let storage = queue.worker_storage(Duration::from_millis(args.poll_interval_ms));
-        let worker = WorkerBuilder::new(apalis_name.as_str())
-            .backend(storage)
-            .data(context.clone())
-            .concurrency(args.concurrency)
-            .build(handler::analyse);
-        let stop = shutdown.clone();
-        let result = worker
-            .run_until(async move {
-                stop.cancelled().await;
-                Ok::<(), std::io::Error>(())
-            })
-            .await;
-        if shutdown.is_cancelled() {
-            if let Err(e) = result {
-                warn!(error = %e, "worker stopped with an error during shutdown");
+    match local_jobs {
+        Some(jobs) => run_local(jobs, context.clone(), args.concurrency, shutdown.clone()).await,
+        None => {
+            // apalis ends a worker when Redis fails under it; start a fresh one (with a fresh name)
+            // until we are asked to stop.
+            let mut restarts = 0u32;
+            loop {
+                let apalis_name = format!("{worker_name}-{restarts}");
+                let storage = queue
+                    .worker_storage(Duration::from_millis(args.poll_interval_ms))
+                    .context("a worker needs a Redis queue or a local one")?;
+                let worker = WorkerBuilder::new(apalis_name.as_str())
+                    .backend(storage)
+                    .data(context.clone())
+                    .concurrency(args.concurrency)
+                    .build(handler::analyse);
+                let stop = shutdown.clone();
+                let result = worker
+                    .run_until(async move {
+                        stop.cancelled().await;
+                        Ok::<(), std::io::Error>(())
+                    })
+                    .await;
+                if shutdown.is_cancelled() {
+                    if let Err(e) = result {
+                        warn!(error = %e, "worker stopped with an error during shutdown");
+                    }
+                    break;
+                }
+                restarts += 1;
+                let wait = Duration::from_secs(u64::from(restarts.min(5)));
+                match result {
+                    Ok(()) => warn!(?wait, "the queue worker stopped; starting a new one"),
+                    Err(e) => {
+                        error!(error = %e, ?wait, "the queue worker failed; starting a new one")
+                    }
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(wait) => {}
+                }
             }
-            break;
-        }
-        restarts += 1;
-        let wait = Duration::from_secs(u64::from(restarts.min(5)));
-        match result {
-            Ok(()) => warn!(?wait, "the queue worker stopped; starting a new one"),
-            Err(e) => error!(error = %e, ?wait, "the queue worker failed; starting a new one"),
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = tokio::time::sleep(wait) => {}
         }
     }
 
@@ -358,12 +385,44 @@ pub async fn run(args: WorkerArgs, shutdown: CancellationToken) -> anyhow::Resul
     if let Err(e) = queue.forget_worker_health(&worker_name).await {
         warn!(error = %e, "could not remove the worker's health report");
     }
-    store.close().await;
     if died.is_cancelled() {
         anyhow::bail!("the inference thread died (see the log above); the worker stopped");
     }
     info!("worker stopped");
     Ok(())
+}
+
+/// Runs jobs from a queue inside this process until `shutdown`, at most `concurrency` at once,
+/// through the same handler as a Redis worker's; then waits for the jobs in hand.
+async fn run_local(
+    mut jobs: mole_jobs::LocalJobs,
+    context: Arc<JobContext>,
+    concurrency: usize,
+    shutdown: CancellationToken,
+) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(concurrency));
+    let mut running = tokio::task::JoinSet::new();
+    loop {
+        let slot = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+        };
+        let job = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            job = jobs.recv() => match job {
+                Some(job) => job,
+                None => break,
+            },
+        };
+        let context = context.clone();
+        running.spawn(async move {
+            // Errors are logged and counted by the handler; the case stays in the database.
+            let _ = handler::analyse(job, apalis::prelude::Data::new(context)).await;
+            drop(slot);
+        });
+        while running.try_join_next().is_some() {}
+    }
+    while running.join_next().await.is_some() {}
 }
 
 fn parse_backend(s: &str) -> Result<mole_inference::BackendKind, String> {
@@ -481,7 +540,7 @@ async fn metrics(State(state): State<HealthState>) -> impl IntoResponse {
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4",
         )],
-        mole_jobs::telemetry::prometheus().render(),
+        mole_runtime::telemetry::prometheus().render(),
     )
 }
 

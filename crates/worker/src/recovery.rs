@@ -55,6 +55,30 @@ pub async fn sweep_once(
     Ok(stranded.len())
 }
 
+/// Queues every unfinished case again, held or not (the embedded mode's one process, at start:
+/// the process before it died with its jobs and claims). Returns how many.
+pub async fn take_over_unfinished(
+    store: &Store,
+    queue: &JobQueue,
+) -> Result<usize, mole_storage::StorageError> {
+    // One pass: a case queued again here is itself unfinished, so a second pass would take it
+    // again.
+    let cases = store
+        .requeue_unfinished(i64::MAX, &Actor::system("start"))
+        .await?;
+    let taken = cases.len();
+    for case in cases {
+        let job = AnalyseCase {
+            case_id: case.id,
+            request_id: case.request_id,
+        };
+        if let Err(e) = queue.push(job).await {
+            warn!(error = %e, "could not queue an unfinished case again");
+        }
+    }
+    Ok(taken)
+}
+
 /// Sweeps every `config.every` until `shutdown`.
 pub async fn run(
     store: Store,
