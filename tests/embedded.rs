@@ -268,4 +268,55 @@ async fn mole_with_no_environment_runs_embedded_and_finishes_cases_after_a_sigki
     assert!(term.success());
     let status = mole.child.wait().unwrap();
     assert!(status.success(), "{status}");
+
+    // The clinic moves as a case bundle: exported from ./mole-data, imported into another store,
+    // every case and audit event with it.
+    let bundle = dir.0.join("clinic.jsonl");
+    let export = Command::new(mole_bin())
+        .args(["export", "--out"])
+        .arg(&bundle)
+        .current_dir(&dir.0)
+        .env_clear()
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&export.stderr);
+    assert!(export.status.success(), "{said}");
+    assert!(said.contains("exported 8 cases"), "{said}");
+    let import = Command::new(mole_bin())
+        .arg("import")
+        .arg(&bundle)
+        .args(["--data-dir", "moved"])
+        .current_dir(&dir.0)
+        .env_clear()
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&import.stderr);
+    assert!(import.status.success(), "{said}");
+    assert!(said.contains("imported 8 cases"), "{said}");
+    let (from, to) = (
+        mole_storage::Store::open_sqlite(&data, &mole_storage::StoreOptions::default())
+            .await
+            .unwrap(),
+        mole_storage::Store::open_sqlite(
+            &dir.0.join("moved").join("mole.db"),
+            &mole_storage::StoreOptions::default(),
+        )
+        .await
+        .unwrap(),
+    );
+    for id in std::iter::once(&first).chain(&in_flight) {
+        let (a, b) = (
+            from.events(*id).await.unwrap(),
+            to.events(*id).await.unwrap(),
+        );
+        assert_eq!(a.len(), b.len(), "{id}");
+        let (a, b) = (
+            from.case_state(*id).await.unwrap(),
+            to.case_state(*id).await.unwrap(),
+        );
+        assert_eq!(
+            a.and_then(|s| s.prediction).map(|p| p.result),
+            b.and_then(|s| s.prediction).map(|p| p.result)
+        );
+    }
 }
