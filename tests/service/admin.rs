@@ -28,9 +28,14 @@ pub const CLASSES: [(&str, bool); 7] = [
 
 /// A staff account made as `mole admin add-user` makes it; returns its password.
 pub async fn account(env: &TestEnv, username: &str, role: Role) -> String {
+    account_in(&env.store, username, role).await
+}
+
+/// [`account`] in any store.
+pub async fn account_in(store: &mole_storage::Store, username: &str, role: Role) -> String {
     let password = format!("{username}-correct-horse-battery");
     let hash = mole_web::auth::hash_password(&password).unwrap();
-    env.store
+    store
         .create_account(username, role, &hash)
         .await
         .unwrap()

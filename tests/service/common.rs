@@ -173,50 +173,11 @@ impl TestEnv {
     }
 
     pub fn serve_args(&self) -> ServeArgs {
-        ServeArgs {
-            connection: self.connection(),
-            port: 0,
-            bind: "127.0.0.1".parse().unwrap(),
-            upload_limit: 15 * 1024 * 1024,
-            max_image_side: 12_000,
-            max_megapixels: 50.0,
-            min_image_side: 32,
-            max_uploads_in_flight: 64,
-            upload_buffer: 256 * 1024 * 1024,
-            request_timeout_secs: 30,
-            sse_resync_secs: 15,
-            max_streams: 2000,
-            view_window_secs: 3600,
-            model: model_path(),
-            model_report: None,
-            session_idle_minutes: 30,
-            session_max_hours: 12,
-            signin_max_failures: 5,
-            signin_address_max_failures: 20,
-            signin_lockout_secs: 900,
-            trust_forwarded_for: false,
-        }
+        serve_args_on(self.connection())
     }
 
     pub fn worker_args(&self) -> WorkerArgs {
-        WorkerArgs {
-            connection: self.connection(),
-            model: model_path(),
-            max_batch: 16,
-            concurrency: 32,
-            inference_threads: 1,
-            backend: mole_inference::BackendKind::Tract,
-            tta: false,
-            occlusion_grid: 5,
-            poll_interval_ms: 20,
-            lease_secs: 60,
-            requeue_after_secs: 60,
-            sweep_interval_secs: 10,
-            max_attempts: 5,
-            http_port: None,
-            name: "test".to_owned(),
-            fault_panic_after_batches: None,
-        }
+        worker_args_on(self.connection())
     }
 
     /// Environment for a `mole serve` process on `port`, matching [`TestEnv::serve_args`].
@@ -317,6 +278,55 @@ impl Drop for TestEnv {
     }
 }
 
+/// The web server settings the tests use, on `connection`.
+pub fn serve_args_on(connection: ConnectionArgs) -> ServeArgs {
+    ServeArgs {
+        connection,
+        port: 0,
+        bind: "127.0.0.1".parse().unwrap(),
+        upload_limit: 15 * 1024 * 1024,
+        max_image_side: 12_000,
+        max_megapixels: 50.0,
+        min_image_side: 32,
+        max_uploads_in_flight: 64,
+        upload_buffer: 256 * 1024 * 1024,
+        request_timeout_secs: 30,
+        sse_resync_secs: 15,
+        max_streams: 2000,
+        view_window_secs: 3600,
+        model: model_path(),
+        model_report: None,
+        session_idle_minutes: 30,
+        session_max_hours: 12,
+        signin_max_failures: 5,
+        signin_address_max_failures: 20,
+        signin_lockout_secs: 900,
+        trust_forwarded_for: false,
+    }
+}
+
+/// The worker settings the tests use, on `connection`.
+pub fn worker_args_on(connection: ConnectionArgs) -> WorkerArgs {
+    WorkerArgs {
+        connection,
+        model: model_path(),
+        max_batch: 16,
+        concurrency: 32,
+        inference_threads: 1,
+        backend: mole_inference::BackendKind::Tract,
+        tta: false,
+        occlusion_grid: 5,
+        poll_interval_ms: 20,
+        lease_secs: 60,
+        requeue_after_secs: 60,
+        sweep_interval_secs: 10,
+        max_attempts: 5,
+        http_port: None,
+        name: "test".to_owned(),
+        fault_panic_after_batches: None,
+    }
+}
+
 /// The web app, served in-process on a free port.
 pub struct App {
     pub base: String,
@@ -335,6 +345,19 @@ impl App {
         let server = mole_web::Server::bind(args, shutdown.clone())
             .await
             .expect("web server starts");
+        Self::serving(server, shutdown)
+    }
+
+    /// The web app on backends made by the caller (the embedded mode's).
+    pub async fn spawn_on(args: ServeArgs, backends: mole_runtime::Backends) -> Self {
+        let shutdown = CancellationToken::new();
+        let server = mole_web::Server::bind_with(args, backends, shutdown.clone())
+            .await
+            .expect("web server starts");
+        Self::serving(server, shutdown)
+    }
+
+    fn serving(server: mole_web::Server, shutdown: CancellationToken) -> Self {
         let addr = server.local_addr().unwrap();
         let live = server.live();
         let handle = tokio::spawn(server.run());
@@ -366,6 +389,13 @@ impl InProcessWorker {
     pub fn spawn(args: WorkerArgs) -> Self {
         let shutdown = CancellationToken::new();
         let handle = tokio::spawn(mole_worker::run(args, shutdown.clone()));
+        Self { shutdown, handle }
+    }
+
+    /// A worker on backends made by the caller (the embedded mode's).
+    pub fn spawn_on(args: WorkerArgs, backends: mole_runtime::Backends) -> Self {
+        let shutdown = CancellationToken::new();
+        let handle = tokio::spawn(mole_worker::run_with(args, backends, shutdown.clone()));
         Self { shutdown, handle }
     }
 

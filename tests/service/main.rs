@@ -7,6 +7,7 @@ mod access;
 mod admin;
 mod browser;
 mod burst;
+mod embedded;
 mod end_to_end;
 mod faults;
 mod hardening;
