@@ -477,7 +477,7 @@ impl Store {
                 sqlx::query_as::<_, RecordRow>(sqlx::AssertSqlSafe(sql)),
                 clause.args
             )
-            .fetch(lite.reader())
+            .fetch(lite.read())
             .right_stream(),
         };
         rows.map(|row| CaseRecord::try_from(row?))

@@ -19,6 +19,7 @@ use sqlx::FromRow;
 use uuid::Uuid;
 
 use crate::queries::{CaseRow, case_columns};
+use crate::staff::AccountRow;
 use crate::{StorageError, Store, on_db};
 
 /// The bundle format this build writes and reads.
@@ -50,7 +51,7 @@ pub enum BundleLine {
 /// Staff accounts and the staff's trail.
 #[derive(Serialize, Deserialize)]
 pub struct StaffBundle {
-    accounts: Vec<AccountRecord>,
+    accounts: Vec<AccountRow>,
     events: Vec<StaffEventRecord>,
 }
 
@@ -72,19 +73,6 @@ impl CaseBundle {
     pub fn id(&self) -> Uuid {
         self.case.id
     }
-}
-
-#[derive(FromRow, Serialize, Deserialize)]
-struct AccountRecord {
-    id: Uuid,
-    username: String,
-    role: String,
-    password_hash: String,
-    session_epoch: i32,
-    created_at: DateTime<Utc>,
-    password_changed_at: DateTime<Utc>,
-    last_sign_in_at: Option<DateTime<Utc>>,
-    disabled_at: Option<DateTime<Utc>>,
 }
 
 #[derive(FromRow, Serialize, Deserialize)]
@@ -224,7 +212,7 @@ impl Store {
 
     /// The staff's accounts and trail.
     pub async fn bundle_staff(&self) -> Result<StaffBundle, StorageError> {
-        let accounts = on_db!(self, read, |pool, d| sqlx::query_as::<_, AccountRecord>(
+        let accounts = on_db!(self, read, |pool, d| sqlx::query_as::<_, AccountRow>(
             "SELECT id, username, role, password_hash, session_epoch, created_at, \
              password_changed_at, last_sign_in_at, disabled_at FROM staff_accounts ORDER BY id"
         )
@@ -243,9 +231,7 @@ impl Store {
         let sql = "SELECT id FROM cases ORDER BY created_at, id";
         match self.db() {
             crate::DbRef::Postgres(pool) => sqlx::query_scalar(sql).fetch(pool).left_stream(),
-            crate::DbRef::Sqlite(lite) => {
-                sqlx::query_scalar(sql).fetch(lite.reader()).right_stream()
-            }
+            crate::DbRef::Sqlite(lite) => sqlx::query_scalar(sql).fetch(lite.read()).right_stream(),
         }
         .map(|id| Ok(id?))
     }

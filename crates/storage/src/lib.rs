@@ -141,7 +141,7 @@ pub(crate) struct Lite {
 /// writer for `write`) and `$d` to its [`Dialect`]. The body is compiled once per database, so
 /// the same code serves both.
 macro_rules! on_db {
-    ($store:expr, read, |$pool:ident, $d:ident| $body:expr) => {
+    ($store:expr, $access:ident, |$pool:ident, $d:ident| $body:expr) => {
         match $store.db() {
             $crate::DbRef::Postgres(pool) => {
                 let $pool = pool;
@@ -150,23 +150,7 @@ macro_rules! on_db {
                 $body
             }
             $crate::DbRef::Sqlite(lite) => {
-                let $pool = lite.reader();
-                #[allow(unused_variables)]
-                let $d = $crate::Dialect::Sqlite;
-                $body
-            }
-        }
-    };
-    ($store:expr, write, |$pool:ident, $d:ident| $body:expr) => {
-        match $store.db() {
-            $crate::DbRef::Postgres(pool) => {
-                let $pool = pool;
-                #[allow(unused_variables)]
-                let $d = $crate::Dialect::Postgres;
-                $body
-            }
-            $crate::DbRef::Sqlite(lite) => {
-                let $pool = lite.writer();
+                let $pool = lite.$access();
                 #[allow(unused_variables)]
                 let $d = $crate::Dialect::Sqlite;
                 $body
@@ -183,10 +167,12 @@ pub(crate) enum DbRef<'a> {
 }
 
 impl Lite {
-    pub(crate) fn reader(&self) -> &SqlitePool {
+    /// The pool for reads.
+    pub(crate) fn read(&self) -> &SqlitePool {
         &self.reader
     }
-    pub(crate) fn writer(&self) -> &SqlitePool {
+    /// The pool for writes (one connection).
+    pub(crate) fn write(&self) -> &SqlitePool {
         &self.writer
     }
 }

@@ -350,8 +350,28 @@ fn why_not_claimed(row: Option<ClaimRow>, max_attempts: i32) -> Result<NotClaime
     })
 }
 
-fn gave_up_reason(attempts: i32) -> String {
-    format!("the analysis was started {attempts} times without finishing; giving up")
+/// A claim that matched nothing, settled inside `$tx` under the case's lock: `Some` answer
+/// (a skip, or the case failed for good when its attempts are spent), or `None` when the case
+/// turned out claimable after all (the caller tries the claim again).
+macro_rules! settle_unclaimed {
+    ($tx:ident, $d:expr, $id:expr, $actor:expr, $max_attempts:expr) => {
+        async {
+            let row = case_for_update!($tx, $d, $id)?;
+            Ok::<_, StorageError>(match why_not_claimed(row, $max_attempts)? {
+                NotClaimed::Skip(reason) => Some(Claim::Skip(reason)),
+                NotClaimed::GiveUp(attempts) => {
+                    let reason = format!(
+                        "the analysis was started {attempts} times without finishing; giving up"
+                    );
+                    let failed = fail_locked!($tx, $d, $id, $actor, "gave_up", &reason)?;
+                    $tx.commit().await?;
+                    Some(failed.map_or(Claim::Skip(SkipReason::Finished), Claim::GaveUp))
+                }
+                NotClaimed::Again => None,
+            })
+        }
+        .await
+    };
 }
 
 /// What a completion writes besides the case's state: the event's kind and detail.
@@ -596,7 +616,7 @@ impl Store {
             }
             crate::DbRef::Sqlite(lite) => {
                 let d = Dialect::Sqlite;
-                let mut tx = lite.writer().begin_with(d.begin_write()).await?;
+                let mut tx = lite.write().begin_with(d.begin_write()).await?;
                 let row = sqlx::query_as::<_, CaseRow>(d.sql(concat!(
                     "INSERT INTO cases (id, request_id, uploader, image_sha256, enqueued_at, \
                         enqueue_count, created_at, updated_at) \
@@ -989,31 +1009,17 @@ impl Store {
                         return row.into_claim(id);
                     }
                     let mut tx = pool.begin().await?;
-                    let row = case_for_update!(tx, Dialect::Postgres, id)?;
-                    match why_not_claimed(row, max_attempts)? {
-                        NotClaimed::Skip(reason) => return Ok(Claim::Skip(reason)),
-                        NotClaimed::GiveUp(attempts) => {
-                            let failed = fail_locked!(
-                                tx,
-                                Dialect::Postgres,
-                                id,
-                                &actor,
-                                "gave_up",
-                                &gave_up_reason(attempts)
-                            )?;
-                            tx.commit().await?;
-                            return Ok(
-                                failed.map_or(Claim::Skip(SkipReason::Finished), Claim::GaveUp)
-                            );
-                        }
-                        // Claimable now: the lock is released (the transaction rolls back) and
-                        // the claim statement tried again.
-                        NotClaimed::Again => {}
+                    if let Some(claim) =
+                        settle_unclaimed!(tx, Dialect::Postgres, id, &actor, max_attempts)?
+                    {
+                        return Ok(claim);
                     }
+                    // Claimable now: the lock is released (the transaction rolls back) and the
+                    // claim statement tried again.
                 }
                 crate::DbRef::Sqlite(lite) => {
                     let d = Dialect::Sqlite;
-                    let mut tx = lite.writer().begin_with(d.begin_write()).await?;
+                    let mut tx = lite.write().begin_with(d.begin_write()).await?;
                     let claimed = sqlx::query_as::<_, CaseRow>(claim_sql(d))
                         .bind(id)
                         .bind(worker)
@@ -1038,26 +1044,10 @@ impl Store {
                         tx.commit().await?;
                         return row.into_claim(id);
                     }
-                    let row = case_for_update!(tx, d, id)?;
-                    match why_not_claimed(row, max_attempts)? {
-                        NotClaimed::Skip(reason) => return Ok(Claim::Skip(reason)),
-                        NotClaimed::GiveUp(attempts) => {
-                            let failed = fail_locked!(
-                                tx,
-                                d,
-                                id,
-                                &actor,
-                                "gave_up",
-                                &gave_up_reason(attempts)
-                            )?;
-                            tx.commit().await?;
-                            return Ok(
-                                failed.map_or(Claim::Skip(SkipReason::Finished), Claim::GaveUp)
-                            );
-                        }
-                        // Cannot happen with one writer; tried again like PostgreSQL would.
-                        NotClaimed::Again => {}
+                    if let Some(claim) = settle_unclaimed!(tx, d, id, &actor, max_attempts)? {
+                        return Ok(claim);
                     }
+                    // Cannot happen with one writer; tried again like PostgreSQL would.
                 }
             }
         }
@@ -1093,7 +1083,7 @@ impl Store {
             }
             crate::DbRef::Sqlite(lite) => {
                 let mut tx = lite
-                    .writer()
+                    .write()
                     .begin_with(Dialect::Sqlite.begin_write())
                     .await?;
                 for c in completions {
@@ -1313,7 +1303,7 @@ impl Store {
             }
             crate::DbRef::Sqlite(lite) => {
                 let d = Dialect::Sqlite;
-                let mut tx = lite.writer().begin_with(d.begin_write()).await?;
+                let mut tx = lite.write().begin_with(d.begin_write()).await?;
                 let picked: Vec<(Uuid, String)> = sqlx::query_as(d.sql(
                     "SELECT id, status FROM cases WHERE deleted_at IS NULL AND ( \
                         (status = 'queued' AND COALESCE(enqueued_at, created_at) <= {ago $1}) \

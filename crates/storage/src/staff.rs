@@ -80,17 +80,18 @@ impl StaffAccount {
     }
 }
 
-#[derive(FromRow)]
-struct AccountRow {
-    id: Uuid,
-    username: String,
-    role: String,
-    password_hash: String,
-    session_epoch: i32,
-    created_at: DateTime<Utc>,
-    password_changed_at: DateTime<Utc>,
-    last_sign_in_at: Option<DateTime<Utc>>,
-    disabled_at: Option<DateTime<Utc>>,
+/// An account's row as stored (also what a case bundle carries: see [`crate::export`]).
+#[derive(FromRow, serde::Serialize, serde::Deserialize)]
+pub(crate) struct AccountRow {
+    pub(crate) id: Uuid,
+    pub(crate) username: String,
+    pub(crate) role: String,
+    pub(crate) password_hash: String,
+    pub(crate) session_epoch: i32,
+    pub(crate) created_at: DateTime<Utc>,
+    pub(crate) password_changed_at: DateTime<Utc>,
+    pub(crate) last_sign_in_at: Option<DateTime<Utc>>,
+    pub(crate) disabled_at: Option<DateTime<Utc>>,
 }
 
 impl TryFrom<AccountRow> for StaffAccount {
