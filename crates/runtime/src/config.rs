@@ -13,12 +13,12 @@ use crate::telemetry::redact_url;
 pub struct ConnectionArgs {
     /// PostgreSQL URL, e.g. postgres://user:password@host:5432/mole (the scaled mode; give
     /// REDIS_URL too). Without both, mole runs embedded on a SQLite file in MOLE_DATA_DIR.
-    #[arg(long, env = "DATABASE_URL")]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
 
     /// Redis URL for the job queue: redis://host:6379 or rediss://… (TLS). Append `#insecure` to
     /// accept a self-signed certificate (Heroku Redis).
-    #[arg(long, env = "REDIS_URL")]
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
 
     /// Where the embedded mode keeps its SQLite file (created when missing).
@@ -260,6 +260,32 @@ mod tests {
                 .unwrap_err()
                 .contains("DATABASE_URL is not")
         );
+    }
+
+    #[test]
+    fn help_never_shows_the_values_of_the_urls() {
+        #[derive(clap::Parser)]
+        struct Service {
+            #[command(flatten)]
+            connection: ConnectionArgs,
+        }
+        #[derive(clap::Parser)]
+        struct Tool {
+            #[command(flatten)]
+            store: StoreArgs,
+        }
+        let hidden = |command: clap::Command| -> Vec<bool> {
+            command
+                .get_arguments()
+                .filter(|a| matches!(a.get_id().as_str(), "database_url" | "redis_url"))
+                .map(|a| a.is_hide_env_values_set())
+                .collect()
+        };
+        assert_eq!(
+            hidden(<Service as clap::CommandFactory>::command()),
+            [true, true]
+        );
+        assert_eq!(hidden(<Tool as clap::CommandFactory>::command()), [true]);
     }
 
     #[test]
