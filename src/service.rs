@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use mole_runtime::{Backends, Mode, StoreArgs};
+use mole_runtime::{Backends, StoreArgs};
 
 /// Settings of `mole migrate`.
 #[derive(Debug, clap::Args)]
@@ -126,15 +126,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         let server =
             mole_web::Server::bind_with(args.serve, backends.clone(), shutdown.clone()).await?;
         let port = server.local_addr()?.port();
-        match backends.mode() {
-            Mode::Embedded { data_dir } => println!(
+        match backends.database_file() {
+            Some(file) => println!(
                 "mole is running: open http://localhost:{port}/ (cases are kept in {}; stop \
                  with Ctrl-C)",
-                data_dir
-                    .join(mole_runtime::backends::DATABASE_FILE)
-                    .display()
+                file.display()
             ),
-            Mode::Scaled { .. } => println!(
+            None => println!(
                 "mole is running: open http://localhost:{port}/ (on PostgreSQL and Redis; stop \
                  with Ctrl-C)"
             ),

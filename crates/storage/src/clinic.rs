@@ -467,13 +467,13 @@ impl Store {
         let clause = Clause::of(filter);
         let sql = format!("{RECORD_SELECT}{}{}", clause.sql, order_by(sort));
         let rows = match self.db() {
-            crate::DbRef::Postgres(pool) => bind_all!(
+            crate::Db::Postgres(pool) => bind_all!(
                 sqlx::query_as::<_, RecordRow>(sqlx::AssertSqlSafe(sql)),
                 clause.args
             )
             .fetch(pool)
             .left_stream(),
-            crate::DbRef::Sqlite(lite) => bind_all!(
+            crate::Db::Sqlite(lite) => bind_all!(
                 sqlx::query_as::<_, RecordRow>(sqlx::AssertSqlSafe(sql)),
                 clause.args
             )

@@ -43,9 +43,9 @@ impl Dialect {
         AssertSqlSafe(self.translate(template).into_owned()).into_sql_str()
     }
 
-    fn translate(self, template: &str) -> Cow<'static, str> {
+    fn translate(self, template: &str) -> Cow<'_, str> {
         if !template.contains('{') {
-            return Cow::Owned(template.to_owned());
+            return Cow::Borrowed(template);
         }
         let mut out = String::with_capacity(template.len() + 64);
         let mut rest = template;

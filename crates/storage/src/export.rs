@@ -68,13 +68,6 @@ pub struct CaseBundle {
     views: Vec<ViewRecord>,
 }
 
-impl CaseBundle {
-    /// The case's id.
-    pub fn id(&self) -> Uuid {
-        self.case.id
-    }
-}
-
 #[derive(FromRow, Serialize, Deserialize)]
 struct StaffEventRecord {
     at: DateTime<Utc>,
@@ -201,7 +194,7 @@ pub struct ImportCounts {
 
 impl Store {
     /// The bundle's header line for this store.
-    pub fn bundle_header(&self) -> BundleLine {
+    fn bundle_header(&self) -> BundleLine {
         BundleLine::Header {
             format: BUNDLE_FORMAT.to_owned(),
             version: BUNDLE_VERSION,
@@ -211,7 +204,7 @@ impl Store {
     }
 
     /// The staff's accounts and trail.
-    pub async fn bundle_staff(&self) -> Result<StaffBundle, StorageError> {
+    async fn bundle_staff(&self) -> Result<StaffBundle, StorageError> {
         let accounts = on_db!(self, read, |pool, d| sqlx::query_as::<_, AccountRow>(
             "SELECT id, username, role, password_hash, session_epoch, created_at, \
              password_changed_at, last_sign_in_at, disabled_at FROM staff_accounts ORDER BY id"
@@ -227,17 +220,17 @@ impl Store {
     }
 
     /// The ids of every case, oldest first (what an export walks through).
-    pub fn bundle_case_ids(&self) -> impl Stream<Item = Result<Uuid, StorageError>> + Send + '_ {
+    fn bundle_case_ids(&self) -> impl Stream<Item = Result<Uuid, StorageError>> + Send + '_ {
         let sql = "SELECT id FROM cases ORDER BY created_at, id";
         match self.db() {
-            crate::DbRef::Postgres(pool) => sqlx::query_scalar(sql).fetch(pool).left_stream(),
-            crate::DbRef::Sqlite(lite) => sqlx::query_scalar(sql).fetch(lite.read()).right_stream(),
+            crate::Db::Postgres(pool) => sqlx::query_scalar(sql).fetch(pool).left_stream(),
+            crate::Db::Sqlite(lite) => sqlx::query_scalar(sql).fetch(lite.read()).right_stream(),
         }
         .map(|id| Ok(id?))
     }
 
     /// Everything stored about one case; `None` when unknown.
-    pub async fn bundle_case(&self, id: Uuid) -> Result<Option<CaseBundle>, StorageError> {
+    async fn bundle_case(&self, id: Uuid) -> Result<Option<CaseBundle>, StorageError> {
         on_db!(self, read, |pool, d| {
             // One read transaction: a consistent picture of the case.
             let mut tx = pool.begin().await?;
@@ -318,7 +311,7 @@ impl Store {
 
     /// Writes the staff's accounts (those whose id or user name the target has already are
     /// kept as they are) and their trail (entries it lacks). Returns the accounts written.
-    pub async fn import_staff(&self, staff: &StaffBundle) -> Result<u64, StorageError> {
+    async fn import_staff(&self, staff: &StaffBundle) -> Result<u64, StorageError> {
         on_db!(self, write, |pool, d| {
             let mut tx = pool.begin_with(d.begin_write()).await?;
             let mut written = 0;
@@ -364,7 +357,7 @@ impl Store {
 
     /// Writes one case with everything stored about it, in one transaction; `Ok(None)` when the
     /// target holds a case with its id already (nothing is written), else the events written.
-    pub async fn import_case(&self, bundle: &CaseBundle) -> Result<Option<u64>, StorageError> {
+    async fn import_case(&self, bundle: &CaseBundle) -> Result<Option<u64>, StorageError> {
         let c = &bundle.case;
         on_db!(self, write, |pool, d| {
             let mut tx = pool.begin_with(d.begin_write()).await?;

@@ -119,8 +119,9 @@ pub struct Store {
     db: Db,
 }
 
+/// The store's database; [`on_db!`] and the methods with per-database statements match on it.
 #[derive(Debug, Clone)]
-enum Db {
+pub(crate) enum Db {
     Postgres(PgPool),
     Sqlite(Arc<Lite>),
 }
@@ -143,13 +144,13 @@ pub(crate) struct Lite {
 macro_rules! on_db {
     ($store:expr, $access:ident, |$pool:ident, $d:ident| $body:expr) => {
         match $store.db() {
-            $crate::DbRef::Postgres(pool) => {
+            $crate::Db::Postgres(pool) => {
                 let $pool = pool;
                 #[allow(unused_variables)]
                 let $d = $crate::Dialect::Postgres;
                 $body
             }
-            $crate::DbRef::Sqlite(lite) => {
+            $crate::Db::Sqlite(lite) => {
                 let $pool = lite.$access();
                 #[allow(unused_variables)]
                 let $d = $crate::Dialect::Sqlite;
@@ -159,12 +160,6 @@ macro_rules! on_db {
     };
 }
 pub(crate) use on_db;
-
-/// The store's database, for [`on_db!`].
-pub(crate) enum DbRef<'a> {
-    Postgres(&'a PgPool),
-    Sqlite(&'a Lite),
-}
 
 impl Lite {
     /// The pool for reads.
@@ -178,15 +173,9 @@ impl Lite {
 }
 
 impl Store {
-    /// Connects to `url`: `postgres://…` (TLS per the URL's `sslmode`) or `sqlite://PATH` (the
-    /// file is created when missing).
+    /// Connects a pool to PostgreSQL at `url` (`postgres://…`, TLS per the URL's `sslmode`); see
+    /// [`Store::open_sqlite`] for SQLite.
     pub async fn connect(url: &str, options: &StoreOptions) -> Result<Self, StorageError> {
-        if let Some(path) = url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-        {
-            return Self::open_sqlite(Path::new(path), options).await;
-        }
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)
@@ -244,19 +233,8 @@ impl Store {
         }
     }
 
-    pub(crate) fn db(&self) -> DbRef<'_> {
-        match &self.db {
-            Db::Postgres(pool) => DbRef::Postgres(pool),
-            Db::Sqlite(lite) => DbRef::Sqlite(lite),
-        }
-    }
-
-    /// The store's SQL dialect.
-    pub fn dialect(&self) -> Dialect {
-        match &self.db {
-            Db::Postgres(_) => Dialect::Postgres,
-            Db::Sqlite(_) => Dialect::Sqlite,
-        }
+    pub(crate) fn db(&self) -> &Db {
+        &self.db
     }
 
     /// The PostgreSQL pool (`None` for SQLite): for tests that reach under the interface.

@@ -114,7 +114,7 @@ impl Store {
                 crate::Dialect::Postgres => {
                     "WITH me AS (SELECT created_at FROM cases WHERE id = $1), \
                      recent AS (SELECT created_at, finished_at FROM cases \
-                                WHERE finished_at > now() - make_interval(secs => $2) \
+                                WHERE finished_at > {ago $2} \
                                 AND status IN ('done', 'failed', 'refused')) \
                      SELECT \
                        (SELECT count(*) FROM cases c, me WHERE c.status = 'queued' \
@@ -130,8 +130,7 @@ impl Store {
                      recent AS (SELECT finished_at, \
                                   (julianday(finished_at) - julianday(created_at)) * 86400.0 AS secs \
                                 FROM cases \
-                                WHERE finished_at > strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now', \
-                                    '-' || $2 || ' seconds') \
+                                WHERE finished_at > {ago $2} \
                                 AND status IN ('done', 'failed', 'refused')), \
                      n AS (SELECT count(*) AS n FROM recent) \
                      SELECT \
@@ -144,7 +143,7 @@ impl Store {
                           LIMIT 2 - (SELECT n FROM n) % 2 OFFSET ((SELECT n FROM n) - 1) / 2))"
                 }
             };
-            sqlx::query_as(sql)
+            sqlx::query_as(d.sql(sql))
                 .bind(id)
                 .bind(PACE_WINDOW_SECS as f64)
                 .fetch_one(pool)

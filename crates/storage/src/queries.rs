@@ -573,7 +573,7 @@ impl Store {
         });
         let queued_detail = json!({ "enqueue_count": 1 });
         let inserted = match self.db() {
-            crate::DbRef::Postgres(pool) => {
+            crate::Db::Postgres(pool) => {
                 // Data-modifying CTEs: the image and the events are written only when the case
                 // row is (nothing at all on a re-submission); the foreign keys are checked at the
                 // statement's end, after all three inserts. Events get their ids in the VALUES
@@ -614,7 +614,7 @@ impl Store {
                 .fetch_optional(pool)
                 .await?
             }
-            crate::DbRef::Sqlite(lite) => {
+            crate::Db::Sqlite(lite) => {
                 let d = Dialect::Sqlite;
                 let mut tx = lite.write().begin_with(d.begin_write()).await?;
                 let row = sqlx::query_as::<_, CaseRow>(d.sql(concat!(
@@ -956,21 +956,9 @@ impl Store {
         // is tried again. Each round needs another process to change the case meanwhile; past a
         // few, the case is left to its current holder (or the recovery sweep).
         // SQLite: the same, in one transaction (the writer holds the file throughout).
-        let claim_sql = |d: Dialect| {
-            d.sql(concat!(
-                "UPDATE cases SET status = 'processing', attempts = attempts + 1, \
-                    claimed_by = $2, lease_until = {in $3}, started_at = {now}, \
-                    updated_at = {now} \
-                 WHERE id = $1 AND deleted_at IS NULL AND attempts < $4 \
-                    AND (status = 'queued' \
-                         OR (status = 'processing' AND NOT COALESCE(lease_until > {now}, false))) \
-                 RETURNING ",
-                case_columns!()
-            ))
-        };
         for _ in 0..3 {
             match self.db() {
-                crate::DbRef::Postgres(pool) => {
+                crate::Db::Postgres(pool) => {
                     let claimed = sqlx::query_as::<_, ClaimedRow>(concat!(
                         "WITH c AS ( \
                             UPDATE cases SET status = 'processing', attempts = attempts + 1, \
@@ -1017,16 +1005,26 @@ impl Store {
                     // Claimable now: the lock is released (the transaction rolls back) and the
                     // claim statement tried again.
                 }
-                crate::DbRef::Sqlite(lite) => {
+                crate::Db::Sqlite(lite) => {
                     let d = Dialect::Sqlite;
                     let mut tx = lite.write().begin_with(d.begin_write()).await?;
-                    let claimed = sqlx::query_as::<_, CaseRow>(claim_sql(d))
-                        .bind(id)
-                        .bind(worker)
-                        .bind(lease.as_secs_f64())
-                        .bind(max_attempts)
-                        .fetch_optional(&mut *tx)
-                        .await?;
+                    let claimed = sqlx::query_as::<_, CaseRow>(d.sql(concat!(
+                        "UPDATE cases SET status = 'processing', attempts = attempts + 1, \
+                            claimed_by = $2, lease_until = {in $3}, started_at = {now}, \
+                            updated_at = {now} \
+                         WHERE id = $1 AND deleted_at IS NULL AND attempts < $4 \
+                            AND (status = 'queued' \
+                                 OR (status = 'processing' \
+                                     AND NOT COALESCE(lease_until > {now}, false))) \
+                         RETURNING ",
+                        case_columns!()
+                    )))
+                    .bind(id)
+                    .bind(worker)
+                    .bind(lease.as_secs_f64())
+                    .bind(max_attempts)
+                    .fetch_optional(&mut *tx)
+                    .await?;
                     if let Some(case) = claimed {
                         append_event!(
                             &mut *tx,
@@ -1070,7 +1068,7 @@ impl Store {
     ) -> Result<Vec<CompletionOutcome>, StorageError> {
         let mut outcomes = Vec::with_capacity(completions.len());
         match self.db() {
-            crate::DbRef::Postgres(pool) => {
+            crate::Db::Postgres(pool) => {
                 if let [one] = completions {
                     let mut conn = pool.acquire().await?;
                     return Ok(vec![complete_one_pg(&mut conn, one).await?]);
@@ -1081,7 +1079,7 @@ impl Store {
                 }
                 tx.commit().await?;
             }
-            crate::DbRef::Sqlite(lite) => {
+            crate::Db::Sqlite(lite) => {
                 let mut tx = lite
                     .write()
                     .begin_with(Dialect::Sqlite.begin_write())
@@ -1270,7 +1268,7 @@ impl Store {
             }
         };
         let rows: Vec<(Uuid, String)> = match self.db() {
-            crate::DbRef::Postgres(pool) => {
+            crate::Db::Postgres(pool) => {
                 sqlx::query_as(
                     "WITH picked AS ( \
                         SELECT id, status FROM cases \
@@ -1301,7 +1299,7 @@ impl Store {
                 .fetch_all(pool)
                 .await?
             }
-            crate::DbRef::Sqlite(lite) => {
+            crate::Db::Sqlite(lite) => {
                 let d = Dialect::Sqlite;
                 let mut tx = lite.write().begin_with(d.begin_write()).await?;
                 let picked: Vec<(Uuid, String)> = sqlx::query_as(d.sql(
