@@ -24,14 +24,13 @@ from . import CLASSES, MALIGNANT
 from .card import build_card, render_markdown, sha256_file, validate_card, write_card
 from .data import load_records
 from .export import OPSET, export_onnx, onnx_logits, synthetic_tensor, torch_logits
-from .images import centre_square, contract_tensor, contract_uint8, load_rgb, normalise
+from .images import contract_tensor, contract_uint8
 from .metrics import (
     choose_threshold,
     expected_calibration_error,
     fit_temperature,
     malignant_probability,
     report,
-    sensitivity_specificity,
     softmax,
 )
 from .model import build_model
@@ -76,6 +75,58 @@ def tta_probabilities(logits_of, x: np.ndarray, views: list[str], temperature: f
         p = softmax(logits_of(xv), temperature)
         acc = p if acc is None else acc + p
     return acc / len(views)
+
+
+def calibrate(y_val: np.ndarray, val_logits: np.ndarray, min_sensitivity: float) -> tuple[float, float, dict]:
+    """On validation only: the temperature (NLL), the danger threshold (the highest with sensitivity >=
+    ``min_sensitivity``) and the validation report at both."""
+    mal_idx = [CLASSES.index(c) for c in MALIGNANT]
+    temperature = fit_temperature(y_val, val_logits)
+    p_val_raw, p_val = softmax(val_logits), softmax(val_logits, temperature)
+    threshold = choose_threshold(np.isin(y_val, mal_idx), malignant_probability(p_val, mal_idx), min_sensitivity)
+    val_report = report(y_val, p_val, CLASSES, MALIGNANT, threshold)
+    val_report["ece_15_before_temperature"] = expected_calibration_error(y_val, p_val_raw)
+    print(f"T={temperature:.4f} threshold={threshold:.4f} val ECE {val_report['ece_15_before_temperature']:.4f}"
+          f" -> {val_report['ece_15']:.4f}; val bal acc {val_report['balanced_accuracy']:.4f}", flush=True)
+    return temperature, threshold, val_report
+
+
+def tta_table(logits_of, x: np.ndarray, y: np.ndarray, temperature: float, threshold: float) -> dict:
+    """Balanced accuracy, sensitivity, specificity and ECE of each TTA view set, at the given temperature and
+    threshold (as served)."""
+    out = {}
+    for tta_name, views in TTA_SETS.items():
+        r = report(y, tta_probabilities(logits_of, x, views, temperature), CLASSES, MALIGNANT, threshold)
+        out[tta_name] = {"balanced_accuracy": r["balanced_accuracy"], "sensitivity": r["malignant"]["sensitivity"],
+                         "specificity": r["malignant"]["specificity"], "ece_15": r["ece_15"]}
+    return out
+
+
+def score_frozen(onnx_path: Path, test, size: int, mean, std, temperature: float, threshold: float
+                 ) -> tuple[dict, dict, dict]:
+    """The figures of a frozen model on the test split, through onnxruntime on its exported file: the test report,
+    test-time augmentation, and robustness on perturbed copies of the test photos. Run once per frozen model."""
+    t0 = time.time()
+    y_test = np.array([r.label for r in test])
+    x_test = np.stack([contract_tensor(r.path, size, mean, std) for r in test])
+    test_logits = onnx_logits(onnx_path, x_test)
+    p_test_raw, p_test = softmax(test_logits), softmax(test_logits, temperature)
+    test_report = report(y_test, p_test, CLASSES, MALIGNANT, threshold)
+    test_report["ece_15_before_temperature"] = expected_calibration_error(y_test, p_test_raw)
+    test_tta = tta_table(lambda x: onnx_logits(onnx_path, x), x_test, y_test, temperature, threshold)
+    print(f"test scored in {time.time() - t0:.0f}s: bal acc {test_report['balanced_accuracy']:.4f} "
+          f"acc {test_report['accuracy']:.4f} macro AUC {test_report['macro_auc']:.4f} ECE {test_report['ece_15']:.4f} "
+          f"sens {test_report['malignant']['sensitivity']:.4f} spec {test_report['malignant']['specificity']:.4f}; "
+          f"TTA {json.dumps(test_tta)}", flush=True)
+    m_np, s_np = np.asarray(mean, np.float32), np.asarray(std, np.float32)
+
+    def score(u8: np.ndarray) -> np.ndarray:
+        x = ((u8.astype(np.float32) / 255.0 - m_np) / s_np).transpose(0, 3, 1, 2)
+        return softmax(onnx_logits(onnx_path, np.ascontiguousarray(x)), temperature)
+
+    robust = robustness_report(y_test, score, [r.path for r in test], size, threshold, CLASSES, MALIGNANT)
+    print(f"robustness: largest drop {robust['largest_balanced_accuracy_drop']:.4f}", flush=True)
+    return test_report, test_tta, robust
 
 
 def plot_curves(history: list[dict], path: Path, title: str) -> None:
@@ -157,25 +208,13 @@ def main(argv: list[str] | None = None) -> None:
     test = [r for r in records if split.get(r.image_id) == "test"]
     y_val = np.array([r.label for r in val])
     y_test = np.array([r.label for r in test])
-    mal_idx = [CLASSES.index(c) for c in MALIGNANT]
 
     # 1. Calibration and threshold, on validation only.
     x_val = normalised(load_contract(val, size, "val-full", runs), mean, std)
     val_logits = torch_logits(model, x_val)
-    temperature = fit_temperature(y_val, val_logits)
-    p_val_raw, p_val = softmax(val_logits), softmax(val_logits, temperature)
-    threshold = choose_threshold(np.isin(y_val, mal_idx), malignant_probability(p_val, mal_idx), a.min_sensitivity)
-    val_report = report(y_val, p_val, CLASSES, MALIGNANT, threshold)
-    val_report["ece_15_before_temperature"] = expected_calibration_error(y_val, p_val_raw)
-    print(f"T={temperature:.4f} threshold={threshold:.4f} val ECE {val_report['ece_15_before_temperature']:.4f}"
-          f" -> {val_report['ece_15']:.4f}; val bal acc {val_report['balanced_accuracy']:.4f}", flush=True)
+    temperature, threshold, val_report = calibrate(y_val, val_logits, a.min_sensitivity)
     # Test-time augmentation, judged on validation with the same temperature and threshold (as served).
-    val_tta = {}
-    for tta_name, views in TTA_SETS.items():
-        p = tta_probabilities(lambda x: torch_logits(model, x), x_val, views, temperature)
-        r = report(y_val, p, CLASSES, MALIGNANT, threshold)
-        val_tta[tta_name] = {"balanced_accuracy": r["balanced_accuracy"], "sensitivity": r["malignant"]["sensitivity"],
-                             "specificity": r["malignant"]["specificity"], "ece_15": r["ece_15"]}
+    val_tta = tta_table(lambda x: torch_logits(model, x), x_val, y_val, temperature, threshold)
     print(f"validation TTA: {json.dumps(val_tta)}", flush=True)
 
     # 2. Export and check the exported file against PyTorch.
@@ -190,35 +229,10 @@ def main(argv: list[str] | None = None) -> None:
     if parity_ort > 1e-4:
         raise SystemExit("onnxruntime disagrees with PyTorch by more than 1e-4")
 
-    # 3. Frozen: score the test split through the exported file.
-    t0 = time.time()
-    x_test = np.stack([contract_tensor(r.path, size, mean, std) for r in test])
-    test_logits = onnx_logits(onnx_path, x_test)
-    p_test_raw, p_test = softmax(test_logits), softmax(test_logits, temperature)
-    test_report = report(y_test, p_test, CLASSES, MALIGNANT, threshold)
-    test_report["ece_15_before_temperature"] = expected_calibration_error(y_test, p_test_raw)
-    test_tta = {}
-    for tta_name, views in TTA_SETS.items():
-        p = tta_probabilities(lambda x: onnx_logits(onnx_path, x), x_test, views, temperature)
-        r = report(y_test, p, CLASSES, MALIGNANT, threshold)
-        test_tta[tta_name] = {"balanced_accuracy": r["balanced_accuracy"], "sensitivity": r["malignant"]["sensitivity"],
-                              "specificity": r["malignant"]["specificity"], "ece_15": r["ece_15"]}
-    print(f"test scored in {time.time() - t0:.0f}s: bal acc {test_report['balanced_accuracy']:.4f} "
-          f"acc {test_report['accuracy']:.4f} macro AUC {test_report['macro_auc']:.4f} ECE {test_report['ece_15']:.4f} "
-          f"sens {test_report['malignant']['sensitivity']:.4f} spec {test_report['malignant']['specificity']:.4f}; "
-          f"TTA {json.dumps(test_tta)}", flush=True)
-
-    # 4. Robustness: the same test photos taken differently, through the exported file; and the earlier model
-    # on the very same photos for the side-by-side table.
-    m_np, s_np = np.asarray(mean, np.float32), np.asarray(std, np.float32)
-
-    def score(u8: np.ndarray) -> np.ndarray:
-        x = ((u8.astype(np.float32) / 255.0 - m_np) / s_np).transpose(0, 3, 1, 2)
-        return softmax(onnx_logits(onnx_path, np.ascontiguousarray(x)), temperature)
-
+    # 3. Frozen: score the test split through the exported file; robustness on the same photos taken
+    # differently; and the earlier model on the very same photos for the side-by-side table.
+    test_report, test_tta, robust = score_frozen(onnx_path, test, size, mean, std, temperature, threshold)
     paths = [r.path for r in test]
-    robust = robustness_report(y_test, score, paths, size, threshold, CLASSES, MALIGNANT)
-    print(f"robustness: largest drop {robust['largest_balanced_accuracy_drop']:.4f}", flush=True)
     comparison = None
     if a.compare and a.compare.is_file():
         old = json.loads(a.compare.read_text())
