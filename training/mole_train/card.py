@@ -134,6 +134,34 @@ def _bar_checks(card: dict, bars: dict) -> list[tuple[str, bool]]:
     return checks
 
 
+def _prior_section(adj: dict, val: dict, test: dict) -> list[str]:
+    b = adj["before"]
+    fit = adj["fitted"]
+    chk = fit["split_half_check"]
+    lines = ["", "## The balanced decision rule (prior adjustment)", "",
+             f"Trained with class-balanced sampling and loss, the network still named the common classes too often "
+             f"(version {b['version']}). Each logit c now gets -tau * log(prior_c) added inside the graph, prior = the "
+             f"train split's class frequencies, tau = {adj['tau']} ({fit['rule']}; `{fit['by']}`). Temperature and "
+             "threshold were fitted again on validation. Split-half check on validation (tau fitted on half of the "
+             f"lesions, gain measured on the other half, {chk['repeats']} times): gain {chk['gain_mean']:+.3f} "
+             f"(SD {chk['gain_sd']:.3f}), below zero {chk['gain_below_zero']} times; tau median {chk['tau_median']}.",
+             "", f"| figure | validation {b['version']} | validation | test {b['version']} | test |", "|---|---|---|---|---|"]
+
+    def row(name, f):
+        return f"| {name} | {_pct(f(b['validation']))} | {_pct(f(val))} | {_pct(f(b['test']))} | {_pct(f(test))} |"
+
+    lines += [
+        row("balanced accuracy", lambda r: r["balanced_accuracy"]),
+        row("lowest per-class recall", lambda r: min(v["recall"] for v in r["per_class"].values())),
+        row("accuracy", lambda r: r["accuracy"]),
+        row("malignant sensitivity", lambda r: r["malignant"]["sensitivity"]),
+        row("malignant specificity", lambda r: r["malignant"]["specificity"]),
+        row("ECE after temperature", lambda r: r["ece_15"]),
+    ]
+    lines += [row(f"recall {c}", lambda r, c=c: r["per_class"][c]["recall"]) for c in test["per_class"]]
+    return lines
+
+
 def render_markdown(card: dict, bars: dict | None = None) -> str:
     """A human-readable model card (models/<name>.md) from the machine-readable one."""
     bars = bars or {}
@@ -170,6 +198,13 @@ def render_markdown(card: dict, bars: dict | None = None) -> str:
         f"- Calibration: probabilities = softmax(logits / T), T = {card['temperature']:.4f} (fitted on validation NLL).",
         f"- Verdict: P(malignant) = P({' + '.join(card['malignant_classes'])}); **see a doctor** when "
         f"P(malignant) >= {card['threshold']:.4f} (the highest threshold with validation sensitivity >= 0.90).",
+    ]
+    adj = card.get("prior_adjustment")
+    if adj:
+        lines.append(f"- Decision rule: the graph's last node adds -tau * log(train prior) to each logit (tau = {adj['tau']}, "
+                     "fitted on validation balanced accuracy), so the class named is the one most likely *relative to "
+                     "how common it is*; see \"The balanced decision rule\" below.")
+    lines += [
         "",
         "## Training",
         f"- Data: {t.get('data')}. Licence: {t.get('licence')}. {t.get('citation')}",
@@ -205,6 +240,8 @@ def render_markdown(card: dict, bars: dict | None = None) -> str:
     if checks:
         lines += ["", "Against the bars (test split): " + "; ".join(
             f"{name}: **{'met' if ok else 'MISSED'}**" for name, ok in checks) + "."]
+    if adj:
+        lines += _prior_section(adj, val, test)
     comp = m.get("comparison")
     if comp:
         ot = comp["test"]
