@@ -48,7 +48,14 @@ fn mole_eval_on_the_fixture_writes_metrics_and_a_report_and_prints_the_figures()
     let metrics: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
     assert_eq!(metrics["n_images"].as_u64().unwrap() as usize, labelled);
-    assert_eq!(metrics["run"]["model_version"], "mole-v2@2.1.0");
+    let card: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string(repo().join(mole_inference::DEFAULT_CARD)).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        metrics["run"]["model_version"],
+        format!("{}@{}", card["name"].as_str().unwrap(), card["version"].as_str().unwrap())
+    );
     let ba = metrics["balanced_accuracy"].as_f64().unwrap();
     assert!(
         stdout.contains(&format!("{ba:.4}")),
