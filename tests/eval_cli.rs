@@ -54,7 +54,11 @@ fn mole_eval_on_the_fixture_writes_metrics_and_a_report_and_prints_the_figures()
     .unwrap();
     assert_eq!(
         metrics["run"]["model_version"],
-        format!("{}@{}", card["name"].as_str().unwrap(), card["version"].as_str().unwrap())
+        format!(
+            "{}@{}",
+            card["name"].as_str().unwrap(),
+            card["version"].as_str().unwrap()
+        )
     );
     let ba = metrics["balanced_accuracy"].as_f64().unwrap();
     assert!(
