@@ -1,6 +1,10 @@
 """What a small ensemble would gain: the mean of several runs' calibrated probabilities, on validation and test.
 
     python -m mole_train.ensemble --data ../../shared/data/ham10000 --runs-list final,final-seed2
+    python -m mole_train.ensemble --data ../../shared/data/ham10000 --runs-list ../models/mole-v2.card.json,v2-seed2
+
+A member is a run under the runs folder (its PyTorch weights) or a shipped model card (its ONNX file, through
+onnxruntime: for a model whose run folder is gone).
 
 Each run is calibrated on validation (its own temperature), the probabilities are averaged, and the danger
 threshold is chosen on validation for the average, exactly as `finalize` does for one model. It prints the
@@ -19,7 +23,7 @@ import torch
 
 from . import CLASSES, MALIGNANT
 from .data import load_records
-from .export import torch_logits
+from .export import onnx_logits, torch_logits
 from .finalize import normalised
 from .metrics import choose_threshold, fit_temperature, malignant_probability, report, softmax
 from .model import build_model
@@ -64,10 +68,22 @@ def main(argv: list[str] | None = None) -> dict:
     mal_idx = [CLASSES.index(c) for c in MALIGNANT]
     probs_val, probs_test, out = [], [], {}
     for name in a.runs_list.split(","):
-        model, s = load_run(runs, name)
-        size = s["config"]["size"]
-        lv = torch_logits(model, normalised(load_contract(val, size, "val-full", runs), s["mean"], s["std"]))
-        lt = torch_logits(model, normalised(load_contract(test, size, "test-full", runs), s["mean"], s["std"]))
+        if name.endswith(".card.json"):
+            card = json.loads(Path(name).read_text())
+            path = Path(name).parent / card["onnx_file"]
+            size, pre = card["input"]["size"], card["preprocessing"]
+            s = {"mean": pre["mean"], "std": pre["std"], "flops_per_image": card["architecture"]["flops_per_image"]}
+
+            def logits(x, path=path):
+                return onnx_logits(path, x)
+        else:
+            model, s = load_run(runs, name)
+            size = s["config"]["size"]
+
+            def logits(x, model=model):
+                return torch_logits(model, x)
+        lv = logits(normalised(load_contract(val, size, "val-full", runs), s["mean"], s["std"]))
+        lt = logits(normalised(load_contract(test, size, "test-full", runs), s["mean"], s["std"]))
         t = fit_temperature(y_val, lv)
         pv, pt = softmax(lv, t), softmax(lt, t)
         thr = choose_threshold(np.isin(y_val, mal_idx), malignant_probability(pv, mal_idx))
