@@ -311,3 +311,20 @@ def render_markdown(card: dict, bars: dict | None = None) -> str:
               f"- The threshold trades specificity for sensitivity: {1 - test['malignant']['specificity']:.0%} of the benign "
               "test lesions are flagged \"see a doctor\".", ""]
     return "\n".join(lines)
+
+
+def carry_hand_sections(old_md: str, new_md: str) -> str:
+    """Sections of the old card's markdown that the generator does not write (written by hand), appended."""
+    def sections(md: str) -> dict[str, str]:
+        out, head = {}, None
+        for line in md.splitlines(keepends=True):
+            if line.startswith("## "):
+                head = line.strip()
+                out[head] = ""
+            if head:
+                out[head] += line
+        return out
+
+    new_heads = set(sections(new_md))
+    kept = [body for head, body in sections(old_md).items() if head not in new_heads]
+    return new_md.rstrip("\n") + "\n\n" + "".join(kept).rstrip("\n") + "\n" if kept else new_md

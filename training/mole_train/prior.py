@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from . import CLASSES
-from .card import render_markdown, sha256_file, validate_card, write_card
+from .card import carry_hand_sections, render_markdown, sha256_file, validate_card, write_card
 from .data import load_records
 from .metrics import balanced_accuracy, softmax
 from .split import read_split
@@ -116,23 +116,6 @@ def shifted_fixtures(fixtures: Path, name: str, card_path: str, bias: np.ndarray
     tensors["card"] = card_path
     tensors["produced_by"] = f"PyTorch forward (mole_train.finalize), plus the prior offset ({command})"
     (parity / f"{name}.tensors.json").write_text(json.dumps(tensors, indent=1) + "\n")
-
-
-def carry_hand_sections(old_md: str, new_md: str) -> str:
-    """Sections of the old card's markdown that the generator does not write (written by hand), appended."""
-    def sections(md: str) -> dict[str, str]:
-        out, head = {}, None
-        for line in md.splitlines(keepends=True):
-            if line.startswith("## "):
-                head = line.strip()
-                out[head] = ""
-            if head:
-                out[head] += line
-        return out
-
-    new_heads = set(sections(new_md))
-    kept = [body for head, body in sections(old_md).items() if head not in new_heads]
-    return new_md.rstrip("\n") + "\n\n" + "".join(kept).rstrip("\n") + "\n" if kept else new_md
 
 
 def main(argv: list[str] | None = None) -> None:

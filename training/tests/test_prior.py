@@ -8,7 +8,8 @@ import pytest
 
 from mole_train import CLASSES
 from mole_train.metrics import balanced_accuracy, softmax
-from mole_train.prior import carry_hand_sections, fit_tau, offsets, shifted_fixtures, split_half
+from mole_train.card import carry_hand_sections
+from mole_train.prior import fit_tau, offsets, shifted_fixtures, split_half
 
 
 def leaning_logits(n_per_class, lean=1.5, seed=0):
