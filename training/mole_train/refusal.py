@@ -286,7 +286,6 @@ def main(argv: list[str] | None = None) -> None:
     size = card["input"]["size"]
     views = load_views(a.data, a.split, size)
     base = onnx_path.read_bytes()
-    classes = len(card["classes"])
 
     outs = {name: run_graph(base, views[name][0], pre["mean"], pre["std"], extra=STAGES, reduce=stage_statistics)
             for name in ("train", "val")}
