@@ -204,6 +204,19 @@ async fn claim(store: &Store, id: Uuid, worker: &str) -> Claim {
     store.claim(id, worker, LEASE, 3, Some(128)).await.unwrap()
 }
 
+/// Claims the case as worker "w" and completes it with a diagnosis.
+async fn diagnose(store: &Store, id: Uuid, top: &str, p_malignant: f32) {
+    claim(store, id, "w").await;
+    store
+        .complete_batch(&[completion(
+            id,
+            "w",
+            Analysis::Diagnosis(prediction(top, p_malignant)),
+        )])
+        .await
+        .unwrap();
+}
+
 async fn kinds(store: &Store, id: Uuid) -> Vec<EventKind> {
     store
         .events(id)
@@ -603,16 +616,7 @@ async fn views_are_recorded_once_per_window(store: &Store) {
 }
 
 async fn a_deleted_case_keeps_only_its_tombstone_and_trail(store: &Store) {
-    let case = upload(store, "u", b"del").await;
-    claim(store, case.id, "w").await;
-    store
-        .complete_batch(&[completion(
-            case.id,
-            "w",
-            Analysis::Diagnosis(prediction("nv", 0.1)),
-        )])
-        .await
-        .unwrap();
+    let case = done_case(store, "u", b"del", "nv", 0.1).await;
     let actor = Actor::uploader("u");
     assert!(store.delete_case(case.id, &actor, Some("r")).await.unwrap());
     assert!(!store.delete_case(case.id, &actor, None).await.unwrap());
@@ -640,15 +644,7 @@ async fn the_listener_hears_every_change_but_views(store: &Store) {
         .record_view(case.id, &Actor::visitor(), None, Duration::from_secs(60))
         .await
         .unwrap();
-    claim(store, case.id, "w").await;
-    store
-        .complete_batch(&[completion(
-            case.id,
-            "w",
-            Analysis::Diagnosis(prediction("nv", 0.1)),
-        )])
-        .await
-        .unwrap();
+    diagnose(store, case.id, "nv", 0.1).await;
     let mut heard = Vec::new();
     while heard.len() < 4 {
         let signal = tokio::time::timeout(Duration::from_secs(5), listener.recv())
@@ -797,15 +793,7 @@ async fn staff_accounts_sessions_and_sign_in_throttling(store: &Store) {
 
 async fn done_case(store: &Store, uploader: &str, bytes: &[u8], top: &str, p: f32) -> Case {
     let case = upload(store, uploader, bytes).await;
-    claim(store, case.id, "w").await;
-    store
-        .complete_batch(&[completion(
-            case.id,
-            "w",
-            Analysis::Diagnosis(prediction(top, p)),
-        )])
-        .await
-        .unwrap();
+    diagnose(store, case.id, top, p).await;
     store.case(case.id).await.unwrap().unwrap()
 }
 
