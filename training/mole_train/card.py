@@ -328,3 +328,10 @@ def carry_hand_sections(old_md: str, new_md: str) -> str:
     new_heads = set(sections(new_md))
     kept = [body for head, body in sections(old_md).items() if head not in new_heads]
     return new_md.rstrip("\n") + "\n\n" + "".join(kept).rstrip("\n") + "\n" if kept else new_md
+
+
+def write_markdown(card: dict, path: Path, bars: dict | None = None) -> None:
+    """Renders the card's markdown to ``path``, keeping the hand-written sections of the file already there."""
+    path = Path(path)
+    old = path.read_text() if path.exists() else ""
+    path.write_text(carry_hand_sections(old, render_markdown(card, bars)))

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from . import CLASSES, MALIGNANT
-from .card import build_card, carry_hand_sections, render_markdown, sha256_file, validate_card, write_card
+from .card import build_card, sha256_file, validate_card, write_card, write_markdown
 from .data import load_records
 from .export import OPSET, export_onnx, onnx_logits, synthetic_tensor, torch_logits
 from .images import contract_tensor, contract_uint8
@@ -330,9 +330,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"card problems: {problems}")
     card_path = a.models / f"{a.name}.card.json"
     write_card(card, card_path)
-    md_path = a.models / f"{a.name}.md"
-    old_md = md_path.read_text() if md_path.exists() else ""
-    md_path.write_text(carry_hand_sections(old_md, render_markdown(card, BARS_V2)))
+    write_markdown(card, a.models / f"{a.name}.md", BARS_V2)
 
     # Test fixtures: a few test-split images with the Python path's probabilities, for the Rust parity tests.
     fx = a.fixtures / "ham10000"

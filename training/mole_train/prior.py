@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from . import CLASSES
-from .card import carry_hand_sections, render_markdown, sha256_file, validate_card, write_card
+from .card import sha256_file, validate_card, write_card, write_markdown
 from .data import load_records
 from .metrics import balanced_accuracy, softmax
 from .split import read_split
@@ -210,8 +210,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("card invalid: " + "; ".join(problems))
     write_card(card, a.card)
     md_path = a.card.parent / f"{card['name']}.md"
-    old_md = md_path.read_text() if md_path.exists() else ""
-    md_path.write_text(carry_hand_sections(old_md, render_markdown(card, BARS_V2)))
+    write_markdown(card, md_path, BARS_V2)
     shifted_fixtures(a.fixtures, card["name"], f"models/{a.card.name}", bias, t_old, temperature,
                      "python -m mole_train.prior")
     print(f"wrote {onnx_path}, {a.card}, {md_path} and the parity fixtures ({card['name']} {a.version})", flush=True)

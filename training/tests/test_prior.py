@@ -9,7 +9,7 @@ import pytest
 from mole_train import CLASSES
 from mole_train.metrics import balanced_accuracy, softmax
 from mole_train.card import carry_hand_sections
-from mole_train.prior import fit_tau, offsets, shifted_fixtures, split_half
+from mole_train.prior import GRID, fit_tau, offsets, shifted_fixtures, split_half
 
 
 def leaning_logits(n_per_class, lean=1.5, seed=0):
@@ -26,7 +26,7 @@ def test_fit_tau_undoes_a_lean_towards_common_classes():
     y, logits, prior = leaning_logits([40, 60, 120, 20, 120, 700, 25])
     tau, scores = fit_tau(y, logits, prior)
     assert 1.0 <= tau <= 2.0, tau
-    assert max(scores) == scores[[round(0.05 * i, 2) for i in range(31)].index(tau)]
+    assert max(scores) == scores[GRID.index(tau)]
     base = balanced_accuracy(y, logits.argmax(1), len(CLASSES))
     assert balanced_accuracy(y, (logits + offsets(prior, tau)).argmax(1), len(CLASSES)) > base + 0.05
 
